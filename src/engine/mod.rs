@@ -1,0 +1,2 @@
+//! Everything that is not drawing. Nothing here imports ratatui.
+pub mod hpa;

@@ -1,0 +1,2 @@
+//! scaletui: a terminal dashboard for live Kubernetes autoscaling experiments.
+pub mod engine;
