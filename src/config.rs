@@ -1,0 +1,810 @@
+//! Configuration: the embedded, fully commented `config.toml` is the default; a user file is
+//! found via `--config`, `$SCALETUI_CONFIG`, `./config.toml`, then the user config folder; flags
+//! override the file. Unknown keys and bad values are errors naming the file, the line and the key.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::engine::hpa::{BehaviorWritten, PolicyType, ScalingPolicy, ScalingRulesWritten, SelectPolicy};
+use crate::engine::types::{Fallback, Mode};
+
+/// The shipped default configuration, embedded in the binary.
+pub const DEFAULT_CONFIG_TOML: &str = include_str!("../config.toml");
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub experiment: ExperimentConfig,
+    pub cluster: ClusterConfig,
+    pub scaling: ScalingConfig,
+    pub metrics: MetricsConfig,
+    pub advisor: AdvisorConfig,
+    pub sim: SimConfig,
+    pub load: LoadConfig,
+    pub stress: StressConfig,
+    pub ui: UiConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            experiment: ExperimentConfig::default(),
+            cluster: ClusterConfig::default(),
+            scaling: ScalingConfig::default(),
+            metrics: MetricsConfig::default(),
+            advisor: AdvisorConfig::default(),
+            sim: SimConfig::default(),
+            load: LoadConfig::default(),
+            stress: StressConfig::default(),
+            ui: UiConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExperimentConfig {
+    pub mode: Mode,
+    pub interval: f64,
+    pub duration: f64,
+    pub history_minutes: f64,
+    pub output_dir: PathBuf,
+    pub scenario: String,
+    pub fallback: Fallback,
+    pub verbose: bool,
+}
+
+impl Default for ExperimentConfig {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Comparison,
+            interval: 30.0,
+            duration: 0.0,
+            history_minutes: 15.0,
+            output_dir: PathBuf::from("./experiment_data"),
+            scenario: String::new(),
+            fallback: Fallback::HpaSim,
+            verbose: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    #[default]
+    Sim,
+    Kube,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Sim => "sim",
+            Backend::Kube => "kube",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    pub backend: Backend,
+    pub context: String,
+    pub namespace: String,
+    pub deployment: String,
+    pub hpa_name: String,
+    pub container: String,
+    pub read_only: bool,
+    pub keep_changes: bool,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Sim,
+            context: String::new(),
+            namespace: "default".into(),
+            deployment: "webapp".into(),
+            hpa_name: "webapp-hpa".into(),
+            container: "nginx".into(),
+            read_only: false,
+            keep_changes: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScalingConfig {
+    pub min_replicas: i32,
+    pub max_replicas: i32,
+    pub cpu_target: i32,
+    pub memory_target: i32,
+    pub behavior: BehaviorConfig,
+}
+
+impl Default for ScalingConfig {
+    fn default() -> Self {
+        Self { min_replicas: 1, max_replicas: 10, cpu_target: 60, memory_target: 80, behavior: BehaviorConfig::default() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BehaviorConfig {
+    pub scale_up: RulesConfig,
+    pub scale_down: RulesConfig,
+}
+
+impl Default for BehaviorConfig {
+    /// `deploy/hpa.yaml`: scale-up window 0 s, 100 %/15 s; scale-down window 60 s, 1 pod/30 s.
+    fn default() -> Self {
+        Self {
+            scale_up: RulesConfig {
+                stabilization_window_s: 0,
+                select_policy: SelectPolicy::Max,
+                policies: vec![PolicyConfig { kind: PolicyType::Percent, value: 100, period_s: 15 }],
+            },
+            scale_down: RulesConfig {
+                stabilization_window_s: 60,
+                select_policy: SelectPolicy::Max,
+                policies: vec![PolicyConfig { kind: PolicyType::Pods, value: 1, period_s: 30 }],
+            },
+        }
+    }
+}
+
+impl BehaviorConfig {
+    pub fn to_hpa(&self) -> BehaviorWritten {
+        BehaviorWritten { scale_up: Some(self.scale_up.to_hpa()), scale_down: Some(self.scale_down.to_hpa()) }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RulesConfig {
+    pub stabilization_window_s: i32,
+    pub select_policy: SelectPolicy,
+    pub policies: Vec<PolicyConfig>,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        Self { stabilization_window_s: 0, select_policy: SelectPolicy::Max, policies: Vec::new() }
+    }
+}
+
+impl RulesConfig {
+    fn to_hpa(&self) -> ScalingRulesWritten {
+        ScalingRulesWritten {
+            select_policy: Some(self.select_policy),
+            stabilization_window_s: Some(self.stabilization_window_s),
+            policies: Some(
+                self.policies
+                    .iter()
+                    .map(|p| ScalingPolicy { kind: p.kind, value: p.value, period_s: p.period_s })
+                    .collect(),
+            ),
+            tolerance: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    #[serde(rename = "type")]
+    pub kind: PolicyType,
+    pub value: i32,
+    pub period_s: i32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum MetricsSourceKind {
+    #[default]
+    #[serde(rename = "")]
+    Auto,
+    #[serde(rename = "sim")]
+    Sim,
+    #[serde(rename = "prometheus")]
+    Prometheus,
+    #[serde(rename = "metrics-server")]
+    MetricsServer,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    pub source: MetricsSourceKind,
+    pub prometheus_url: String,
+    pub prometheus_timeout_s: f64,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            source: MetricsSourceKind::Auto,
+            prometheus_url: "http://localhost:9090".into(),
+            prometheus_timeout_s: 10.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdvisorConfig {
+    pub url: String,
+    pub model: String,
+    pub enabled: bool,
+    pub timeout_s: f64,
+    pub max_tokens: u32,
+    pub history_rows: usize,
+    pub max_step: i32,
+    pub scale_while_converging: bool,
+}
+
+impl Default for AdvisorConfig {
+    fn default() -> Self {
+        Self {
+            url: "http://localhost:11434/v1".into(),
+            model: "qwen2.5-coder:3b".into(),
+            enabled: true,
+            timeout_s: 60.0,
+            max_tokens: 200,
+            history_rows: 10,
+            max_step: 0,
+            scale_while_converging: false,
+        }
+    }
+}
+
+/// Simulator clock speed: a factor of real time, or as fast as possible (headless only).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum Speed {
+    Factor(f64),
+    Max,
+}
+
+impl fmt::Display for Speed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Speed::Factor(x) => write!(f, "{x}"),
+            Speed::Max => f.write_str("max"),
+        }
+    }
+}
+
+impl std::str::FromStr for Speed {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("max") {
+            return Ok(Speed::Max);
+        }
+        match s.parse::<f64>() {
+            Ok(x) if x.is_finite() && x > 0.0 => Ok(Speed::Factor(x)),
+            _ => Err(format!("speed must be a positive number or \"max\", not {s:?}")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Speed {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(f64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(x) if x.is_finite() && x > 0.0 => Ok(Speed::Factor(x)),
+            Raw::N(x) => Err(serde::de::Error::custom(format!("speed must be positive, not {x}"))),
+            Raw::S(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimConfig {
+    pub speed: Speed,
+    pub seed: u64,
+    pub initial_replicas: i32,
+    pub hpa_present: bool,
+    pub schedule_delay_s: f64,
+    pub start_delay_s: f64,
+    pub readiness_delay_s: f64,
+    pub termination_grace_s: f64,
+    pub cpu_request_m: f64,
+    pub cpu_limit_m: f64,
+    pub memory_request_mib: f64,
+    pub memory_limit_mib: f64,
+    pub shm_size_mib: f64,
+    pub base_cpu_m: f64,
+    pub base_memory_mib: f64,
+    pub cpu_per_request_ms: f64,
+    pub memory_per_inflight_mib: f64,
+    pub base_latency_ms: f64,
+    pub max_backlog_per_pod: f64,
+    pub noise: f64,
+    pub metrics_resolution_s: f64,
+    pub metrics_window_s: f64,
+    pub hpa_sync_period_s: f64,
+    pub baseline_rps: f64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            speed: Speed::Factor(10.0),
+            seed: 42,
+            initial_replicas: 3,
+            hpa_present: true,
+            schedule_delay_s: 2.0,
+            start_delay_s: 4.0,
+            readiness_delay_s: 6.0,
+            termination_grace_s: 10.0,
+            cpu_request_m: 100.0,
+            cpu_limit_m: 200.0,
+            memory_request_mib: 64.0,
+            memory_limit_mib: 128.0,
+            shm_size_mib: 64.0,
+            base_cpu_m: 5.0,
+            base_memory_mib: 20.0,
+            cpu_per_request_ms: 2.0,
+            memory_per_inflight_mib: 0.05,
+            base_latency_ms: 2.0,
+            max_backlog_per_pod: 100.0,
+            noise: 0.05,
+            metrics_resolution_s: 15.0,
+            metrics_window_s: 30.0,
+            hpa_sync_period_s: 15.0,
+            baseline_rps: 10.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoadConfig {
+    pub pattern: String,
+    pub rps: f64,
+    pub ramp_start: f64,
+    pub ramp_end: f64,
+    pub ramp_duration: f64,
+    pub hold: f64,
+    pub duration: f64,
+    pub steps: u32,
+    pub period: f64,
+    pub trace: String,
+    pub concurrency: usize,
+    pub timeout_s: f64,
+    pub method: String,
+    pub url: String,
+}
+
+impl Default for LoadConfig {
+    fn default() -> Self {
+        Self {
+            pattern: "ramp".into(),
+            rps: 50.0,
+            ramp_start: 10.0,
+            ramp_end: 150.0,
+            ramp_duration: 120.0,
+            hold: 180.0,
+            duration: 300.0,
+            steps: 4,
+            period: 600.0,
+            trace: String::new(),
+            concurrency: 256,
+            timeout_s: 5.0,
+            method: "GET".into(),
+            url: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct StressConfig {
+    pub cpu: CpuStressConfig,
+    pub memory: MemoryStressConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CpuStressConfig {
+    pub workers: u32,
+    pub duration: f64,
+    pub max_pods: usize,
+    pub refresh: f64,
+}
+
+impl Default for CpuStressConfig {
+    fn default() -> Self {
+        Self { workers: 2, duration: 300.0, max_pods: 0, refresh: 15.0 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MemoryStressConfig {
+    pub mb: u64,
+    pub duration: f64,
+    pub max_pods: usize,
+}
+
+impl Default for MemoryStressConfig {
+    fn default() -> Self {
+        Self { mb: 50, duration: 300.0, max_pods: 0 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UiConfig {
+    pub theme: String,
+    pub max_fps: u32,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        Self { theme: "dark".into(), max_fps: 30 }
+    }
+}
+
+/// A configuration error: one line naming the file, the line and the key.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+        }
+        f.write_str(": ")?;
+        if let Some(k) = &self.key {
+            write!(f, "key `{k}`: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Where the configuration came from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConfigOrigin {
+    Embedded,
+    File(PathBuf),
+}
+
+impl fmt::Display for ConfigOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigOrigin::Embedded => f.write_str("built-in defaults"),
+            ConfigOrigin::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// The user config folder's file (`~/.config/scaletui/config.toml` on Linux).
+pub fn user_config_path() -> Option<PathBuf> {
+    directories::ProjectDirs::from("dev", "scaletui", "scaletui").map(|d| d.config_dir().join("config.toml"))
+}
+
+/// Find the config file: `--config`, `$SCALETUI_CONFIG`, `./config.toml`, the user folder.
+/// An explicit path that does not exist is an error; the implicit ones are optional.
+pub fn locate(explicit: Option<&Path>) -> Result<Option<PathBuf>, ConfigError> {
+    let missing = |p: &Path, how: &str| ConfigError {
+        file: p.display().to_string(),
+        line: None,
+        key: None,
+        message: format!("config file not found (given by {how})"),
+    };
+    if let Some(p) = explicit {
+        return if p.is_file() { Ok(Some(p.to_path_buf())) } else { Err(missing(p, "--config")) };
+    }
+    if let Some(p) = std::env::var_os("SCALETUI_CONFIG").filter(|v| !v.is_empty()) {
+        let p = PathBuf::from(p);
+        return if p.is_file() { Ok(Some(p)) } else { Err(missing(&p, "$SCALETUI_CONFIG")) };
+    }
+    let local = PathBuf::from("config.toml");
+    if local.is_file() {
+        return Ok(Some(local));
+    }
+    Ok(user_config_path().filter(|p| p.is_file()))
+}
+
+/// Load the configuration from the located file (or the embedded defaults) and validate it.
+pub fn load(explicit: Option<&Path>) -> Result<(Config, ConfigOrigin), ConfigError> {
+    match locate(explicit)? {
+        None => Ok((parse(DEFAULT_CONFIG_TOML, "<built-in config.toml>")?, ConfigOrigin::Embedded)),
+        Some(path) => {
+            let name = path.display().to_string();
+            let text = std::fs::read_to_string(&path).map_err(|e| ConfigError {
+                file: name.clone(),
+                line: None,
+                key: None,
+                message: format!("cannot read: {e}"),
+            })?;
+            Ok((parse(&text, &name)?, ConfigOrigin::File(path)))
+        }
+    }
+}
+
+/// Parse and validate a configuration text. Absent keys take the embedded defaults.
+pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+    let cfg: Config = toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| line_of(text, s.start));
+        let key = e.span().and_then(|s| key_at(text, s.start));
+        let mut message = e.message().trim().replace('\n', " ");
+        if message.starts_with("unknown field") {
+            message = format!("unknown key: {message}");
+        }
+        ConfigError { file: file.to_string(), line, key, message }
+    })?;
+    validate(&cfg).map_err(|(key, message)| ConfigError {
+        file: file.to_string(),
+        line: find_key_line(text, &key),
+        key: Some(key),
+        message,
+    })?;
+    Ok(cfg)
+}
+
+/// Check values that TOML types alone cannot: returns (dotted key, message).
+pub fn validate(c: &Config) -> Result<(), (String, String)> {
+    fn err(key: &str, msg: impl Into<String>) -> Result<(), (String, String)> {
+        Err((key.to_string(), msg.into()))
+    }
+    let e = &c.experiment;
+    if !(e.interval.is_finite() && e.interval > 0.0) {
+        return err("experiment.interval", format!("must be a positive number of seconds, not {}", e.interval));
+    }
+    if !(e.duration.is_finite() && e.duration >= 0.0) {
+        return err("experiment.duration", format!("must be minutes >= 0, not {}", e.duration));
+    }
+    if !(e.history_minutes.is_finite() && e.history_minutes > 0.0) {
+        return err("experiment.history_minutes", format!("must be positive, not {}", e.history_minutes));
+    }
+    let s = &c.scaling;
+    if s.min_replicas < 1 {
+        return err("scaling.min_replicas", format!("must be at least 1, not {}", s.min_replicas));
+    }
+    if s.max_replicas < s.min_replicas {
+        return err(
+            "scaling.max_replicas",
+            format!("must be >= min_replicas ({}), not {}", s.min_replicas, s.max_replicas),
+        );
+    }
+    if !(1..=10_000).contains(&s.cpu_target) {
+        return err("scaling.cpu_target", format!("must be a percentage in 1..=10000, not {}", s.cpu_target));
+    }
+    if !(1..=10_000).contains(&s.memory_target) {
+        return err("scaling.memory_target", format!("must be a percentage in 1..=10000, not {}", s.memory_target));
+    }
+    for (dir, r) in [("scale_up", &s.behavior.scale_up), ("scale_down", &s.behavior.scale_down)] {
+        if !(0..=3600).contains(&r.stabilization_window_s) {
+            return err(
+                &format!("scaling.behavior.{dir}.stabilization_window_s"),
+                "must be 0..=3600 seconds (the Kubernetes limit)",
+            );
+        }
+        if r.policies.is_empty() && r.select_policy != SelectPolicy::Disabled {
+            return err(&format!("scaling.behavior.{dir}.policies"), "needs at least one policy");
+        }
+        for p in &r.policies {
+            if p.value <= 0 || !(1..=1800).contains(&p.period_s) {
+                return err(
+                    &format!("scaling.behavior.{dir}.policies"),
+                    "each policy needs value > 0 and period_s in 1..=1800",
+                );
+            }
+        }
+    }
+    if !(c.metrics.prometheus_timeout_s > 0.0) {
+        return err("metrics.prometheus_timeout_s", "must be positive");
+    }
+    let a = &c.advisor;
+    if !(a.timeout_s > 0.0) {
+        return err("advisor.timeout_s", "must be positive");
+    }
+    if a.max_tokens == 0 {
+        return err("advisor.max_tokens", "must be positive");
+    }
+    if a.max_step < 0 {
+        return err("advisor.max_step", "must be >= 0 (0 = no limit)");
+    }
+    let m = &c.sim;
+    if m.initial_replicas < 0 {
+        return err("sim.initial_replicas", "must be >= 0");
+    }
+    let non_negative = [
+        ("sim.schedule_delay_s", m.schedule_delay_s),
+        ("sim.start_delay_s", m.start_delay_s),
+        ("sim.readiness_delay_s", m.readiness_delay_s),
+        ("sim.termination_grace_s", m.termination_grace_s),
+        ("sim.base_cpu_m", m.base_cpu_m),
+        ("sim.base_memory_mib", m.base_memory_mib),
+        ("sim.memory_per_inflight_mib", m.memory_per_inflight_mib),
+        ("sim.base_latency_ms", m.base_latency_ms),
+        ("sim.noise", m.noise),
+        ("sim.baseline_rps", m.baseline_rps),
+    ];
+    for (k, v) in non_negative {
+        if !(v.is_finite() && v >= 0.0) {
+            return err(k, format!("must be a number >= 0, not {v}"));
+        }
+    }
+    let positive = [
+        ("sim.cpu_request_m", m.cpu_request_m),
+        ("sim.cpu_limit_m", m.cpu_limit_m),
+        ("sim.memory_request_mib", m.memory_request_mib),
+        ("sim.memory_limit_mib", m.memory_limit_mib),
+        ("sim.shm_size_mib", m.shm_size_mib),
+        ("sim.cpu_per_request_ms", m.cpu_per_request_ms),
+        ("sim.max_backlog_per_pod", m.max_backlog_per_pod),
+        ("sim.metrics_resolution_s", m.metrics_resolution_s),
+        ("sim.metrics_window_s", m.metrics_window_s),
+        ("sim.hpa_sync_period_s", m.hpa_sync_period_s),
+    ];
+    for (k, v) in positive {
+        if !(v.is_finite() && v > 0.0) {
+            return err(k, format!("must be a number > 0, not {v}"));
+        }
+    }
+    if m.noise > 0.5 {
+        return err("sim.noise", "must be at most 0.5");
+    }
+    let l = &c.load;
+    if !["constant", "ramp", "step", "sine", "trace"].contains(&l.pattern.as_str()) {
+        return err("load.pattern", format!("must be constant, ramp, step, sine or trace, not {:?}", l.pattern));
+    }
+    for (k, v) in [
+        ("load.rps", l.rps),
+        ("load.ramp_start", l.ramp_start),
+        ("load.ramp_end", l.ramp_end),
+        ("load.ramp_duration", l.ramp_duration),
+        ("load.hold", l.hold),
+        ("load.duration", l.duration),
+    ] {
+        if !(v.is_finite() && v >= 0.0) {
+            return err(k, format!("must be a number >= 0, not {v}"));
+        }
+    }
+    if !(l.period > 0.0) {
+        return err("load.period", "must be positive");
+    }
+    if l.concurrency == 0 {
+        return err("load.concurrency", "must be positive");
+    }
+    if !(l.timeout_s > 0.0) {
+        return err("load.timeout_s", "must be positive");
+    }
+    let st = &c.stress;
+    if st.cpu.workers == 0 {
+        return err("stress.cpu.workers", "must be at least 1");
+    }
+    if !(st.cpu.duration >= 0.0) {
+        return err("stress.cpu.duration", "must be >= 0 (0 = until stopped)");
+    }
+    if !(st.cpu.refresh > 0.0) {
+        return err("stress.cpu.refresh", "must be positive");
+    }
+    if st.memory.mb == 0 {
+        return err("stress.memory.mb", "must be at least 1");
+    }
+    if !(st.memory.duration >= 0.0) {
+        return err("stress.memory.duration", "must be >= 0 (0 = until stopped)");
+    }
+    if c.ui.max_fps == 0 || c.ui.max_fps > 240 {
+        return err("ui.max_fps", "must be 1..=240");
+    }
+    Ok(())
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+}
+
+/// The dotted key of the assignment at `offset` (section header + key), if it is one.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    let line = &text[start..end];
+    let key = line.split('=').next()?.trim().trim_matches('"');
+    if !line.contains('=') || key.is_empty() || key.starts_with('[') {
+        return None;
+    }
+    let section = text[..start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && !l.starts_with("[["))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    Some(match section {
+        Some(s) if !s.is_empty() => format!("{s}.{key}"),
+        _ => key.to_string(),
+    })
+}
+
+/// The line where a dotted key (`section.key`) is assigned, if written in the file.
+fn find_key_line(text: &str, dotted: &str) -> Option<usize> {
+    let (section, key) = dotted.rsplit_once('.').unwrap_or(("", dotted));
+    let mut current = String::new();
+    for (i, raw) in text.lines().enumerate() {
+        let l = raw.trim();
+        if l.starts_with('[') && !l.starts_with("[[") {
+            current = l.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+            continue;
+        }
+        let Some((k, _)) = l.split_once('=') else { continue };
+        let k = k.trim().trim_matches('"');
+        if (current == section && k == key) || (!current.is_empty() && format!("{current}.{k}") == dotted) {
+            return Some(i + 1);
+        }
+        if current.is_empty() && k == dotted {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_config_parses_to_the_defaults() {
+        let cfg = parse(DEFAULT_CONFIG_TOML, "config.toml").expect("embedded config parses");
+        assert_eq!(cfg, Config::default());
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let text = "[experiment]\nmode = \"hpa_only\"\nintervall = 5\n";
+        let e = parse(text, "my.toml").expect_err("unknown key");
+        assert_eq!(e.file, "my.toml");
+        assert_eq!(e.line, Some(3));
+        assert_eq!(e.key.as_deref(), Some("experiment.intervall"));
+        assert!(e.message.contains("unknown"), "{e}");
+        assert!(!e.to_string().contains('\n'));
+    }
+
+    #[test]
+    fn negative_interval_names_line_and_key() {
+        let text = "[sim]\nseed = 1\n\n[experiment]\ninterval = -5\n";
+        let e = parse(text, "c.toml").expect_err("negative interval");
+        assert_eq!((e.line, e.key.as_deref()), (Some(5), Some("experiment.interval")));
+        assert_eq!(e.to_string(), "c.toml:5: key `experiment.interval`: must be a positive number of seconds, not -5");
+    }
+
+    #[test]
+    fn bad_toml_and_bad_types_are_located() {
+        let e = parse("[experiment\nmode = 1\n", "x.toml").expect_err("bad toml");
+        assert_eq!(e.line, Some(1));
+        let e = parse("[experiment]\nmode = \"fast\"\n", "x.toml").expect_err("bad mode");
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("experiment.mode")));
+        let e = parse("[sim]\nspeed = -2\n", "x.toml").expect_err("bad speed");
+        assert_eq!(e.key.as_deref(), Some("sim.speed"));
+    }
+
+    #[test]
+    fn partial_file_keeps_other_defaults() {
+        let cfg = parse("[scaling]\nmax_replicas = 7\n", "p.toml").expect("parses");
+        assert_eq!(cfg.scaling.max_replicas, 7);
+        assert_eq!(cfg.scaling.min_replicas, 1);
+        assert_eq!(cfg.experiment.interval, 30.0);
+        assert_eq!(cfg.sim.speed, Speed::Factor(10.0));
+        let cfg = parse("[sim]\nspeed = \"max\"\n", "p.toml").expect("parses");
+        assert_eq!(cfg.sim.speed, Speed::Max);
+    }
+}

@@ -1,0 +1,320 @@
+//! Rate schedules: requests per second over time, their integral (how many requests by time t)
+//! and its inverse (when the n-th request is due). Pure; the simulator consumes them directly and
+//! the HTTP load generator paces requests with [`Schedule::time_of_count`].
+
+use std::f64::consts::PI;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// One step of a [`Schedule::Step`] pattern.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Level {
+    pub rps: f64,
+    pub duration_s: f64,
+}
+
+/// A rate schedule starting at t = 0. Outside `[0, duration)` the rate is 0.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "pattern", rename_all = "lowercase")]
+pub enum Schedule {
+    /// A constant rate. `duration_s` may be infinite (until stopped).
+    Constant { rps: f64, duration_s: f64 },
+    /// A linear ramp from `start_rps` to `end_rps` over `ramp_s`, then `end_rps` for `hold_s`.
+    Ramp { start_rps: f64, end_rps: f64, ramp_s: f64, hold_s: f64 },
+    /// Constant levels one after another.
+    Step { levels: Vec<Level> },
+    /// `min..max` as a sine of period `period_s`, starting at `min` (phase −π/2).
+    Sine { min_rps: f64, max_rps: f64, period_s: f64, duration_s: f64 },
+    /// A recorded trace: one rate per `step_s` seconds.
+    Trace { values: Vec<f64>, step_s: f64 },
+}
+
+impl Schedule {
+    /// Equal steps from `start` to `end` (`steps` levels) over `ramp_s`, then `end` for `hold_s`.
+    pub fn steps_between(start: f64, end: f64, steps: u32, ramp_s: f64, hold_s: f64) -> Self {
+        let n = steps.max(1);
+        let mut levels: Vec<Level> = (0..n)
+            .map(|i| {
+                let frac = if n == 1 { 1.0 } else { f64::from(i) / f64::from(n - 1) };
+                Level { rps: start + (end - start) * frac, duration_s: ramp_s / f64::from(n) }
+            })
+            .collect();
+        if hold_s > 0.0 {
+            levels.push(Level { rps: end, duration_s: hold_s });
+        }
+        Schedule::Step { levels }
+    }
+
+    /// Read a trace file: requests-per-second values separated by whitespace (or commas).
+    pub fn trace_file(path: &Path, step_s: f64) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Self::parse_trace(&text, step_s).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn parse_trace(text: &str, step_s: f64) -> Result<Self, String> {
+        let mut values = Vec::new();
+        for (i, tok) in text
+            .lines()
+            .map(|l| l.split('#').next().unwrap_or(""))
+            .flat_map(|l| l.split(|c: char| c.is_whitespace() || c == ','))
+            .filter(|t| !t.is_empty())
+            .enumerate()
+        {
+            match tok.parse::<f64>() {
+                Ok(v) if v.is_finite() && v >= 0.0 => values.push(v),
+                _ => return Err(format!("value {} ({tok:?}) is not a rate >= 0", i + 1)),
+            }
+        }
+        if values.is_empty() {
+            return Err("the trace holds no values".into());
+        }
+        if !(step_s > 0.0) {
+            return Err("trace step must be positive".into());
+        }
+        Ok(Schedule::Trace { values, step_s })
+    }
+
+    /// Check the parameters: finite, non-negative rates and durations.
+    pub fn validate(&self) -> Result<(), String> {
+        let ok = |v: f64| v.is_finite() && v >= 0.0;
+        match self {
+            Schedule::Constant { rps, duration_s } => {
+                if !ok(*rps) || duration_s.is_nan() || *duration_s < 0.0 {
+                    return Err("constant: rps and duration must be >= 0".into());
+                }
+            }
+            Schedule::Ramp { start_rps, end_rps, ramp_s, hold_s } => {
+                if ![*start_rps, *end_rps, *ramp_s, *hold_s].into_iter().all(ok) {
+                    return Err("ramp: rates and durations must be >= 0".into());
+                }
+            }
+            Schedule::Step { levels } => {
+                if levels.is_empty() || !levels.iter().all(|l| ok(l.rps) && ok(l.duration_s)) {
+                    return Err("step: needs levels with rps and duration >= 0".into());
+                }
+            }
+            Schedule::Sine { min_rps, max_rps, period_s, duration_s } => {
+                if ![*min_rps, *max_rps].into_iter().all(ok) || min_rps > max_rps || !(*period_s > 0.0) || !(*duration_s >= 0.0) {
+                    return Err("sine: needs 0 <= min <= max, period > 0, duration >= 0".into());
+                }
+            }
+            Schedule::Trace { values, step_s } => {
+                if values.is_empty() || !values.iter().all(|v| ok(*v)) || !(*step_s > 0.0) {
+                    return Err("trace: needs values >= 0 and a positive step".into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn duration(&self) -> f64 {
+        match self {
+            Schedule::Constant { duration_s, .. } => *duration_s,
+            Schedule::Ramp { ramp_s, hold_s, .. } => ramp_s + hold_s,
+            Schedule::Step { levels } => levels.iter().map(|l| l.duration_s).sum(),
+            Schedule::Sine { duration_s, .. } => *duration_s,
+            Schedule::Trace { values, step_s } => values.len() as f64 * step_s,
+        }
+    }
+
+    /// Requests per second at `t` seconds after the start.
+    pub fn rate(&self, t: f64) -> f64 {
+        if !(t >= 0.0) || t >= self.duration() {
+            return 0.0;
+        }
+        match self {
+            Schedule::Constant { rps, .. } => *rps,
+            Schedule::Ramp { start_rps, end_rps, ramp_s, .. } => {
+                if t < *ramp_s {
+                    start_rps + (end_rps - start_rps) * t / ramp_s
+                } else {
+                    *end_rps
+                }
+            }
+            Schedule::Step { levels } => {
+                let mut start = 0.0;
+                for l in levels {
+                    if t < start + l.duration_s {
+                        return l.rps;
+                    }
+                    start += l.duration_s;
+                }
+                0.0
+            }
+            Schedule::Sine { min_rps, max_rps, period_s, .. } => {
+                let mid = (min_rps + max_rps) / 2.0;
+                let amp = (max_rps - min_rps) / 2.0;
+                mid + amp * (2.0 * PI * t / period_s - PI / 2.0).sin()
+            }
+            Schedule::Trace { values, step_s } => {
+                let i = (t / step_s) as usize;
+                values.get(i).copied().unwrap_or(0.0)
+            }
+        }
+    }
+
+    /// Requests due in `[0, t]`: the integral of the rate.
+    pub fn integral(&self, t: f64) -> f64 {
+        let t = t.clamp(0.0, self.duration());
+        if t <= 0.0 {
+            return 0.0;
+        }
+        match self {
+            Schedule::Constant { rps, .. } => rps * t,
+            Schedule::Ramp { start_rps, end_rps, ramp_s, .. } => {
+                if t <= *ramp_s {
+                    let slope = (end_rps - start_rps) / ramp_s;
+                    start_rps * t + 0.5 * slope * t * t
+                } else {
+                    0.5 * (start_rps + end_rps) * ramp_s + end_rps * (t - ramp_s)
+                }
+            }
+            Schedule::Step { levels } => {
+                let mut start = 0.0;
+                let mut sum = 0.0;
+                for l in levels {
+                    let end = start + l.duration_s;
+                    if t <= end {
+                        return sum + l.rps * (t - start);
+                    }
+                    sum += l.rps * l.duration_s;
+                    start = end;
+                }
+                sum
+            }
+            Schedule::Sine { min_rps, max_rps, period_s, .. } => {
+                let mid = (min_rps + max_rps) / 2.0;
+                let amp = (max_rps - min_rps) / 2.0;
+                let w = 2.0 * PI / period_s;
+                // ∫ sin(wt − π/2) = −cos(wt − π/2)/w
+                mid * t - amp / w * ((w * t - PI / 2.0).cos() - (-PI / 2.0f64).cos())
+            }
+            Schedule::Trace { values, step_s } => {
+                let full = (t / step_s) as usize;
+                let whole: f64 = values.iter().take(full).sum::<f64>() * step_s;
+                let part = values.get(full).map_or(0.0, |v| v * (t - full as f64 * step_s));
+                whole + part
+            }
+        }
+    }
+
+    /// Total requests over the whole schedule (infinite for an endless constant).
+    pub fn total(&self) -> f64 {
+        self.integral(self.duration())
+    }
+
+    /// When the cumulative count first reaches `n` (the send time of request number `n`, counting
+    /// from 1 and placing each request at the end of its share), or `None` past the end.
+    /// `after` is a lower bound (e.g. the previous request's time) that speeds up the search.
+    pub fn time_of_count(&self, n: f64, after: f64) -> Option<f64> {
+        let dur = self.duration();
+        if n <= 0.0 {
+            return Some(0.0);
+        }
+        let mut lo = after.clamp(0.0, dur.min(f64::MAX));
+        if self.integral(lo) >= n {
+            lo = 0.0;
+        }
+        // Find an upper bound.
+        let mut step = 1.0;
+        let mut hi = lo + step;
+        loop {
+            if hi >= dur {
+                hi = dur;
+                if self.integral(hi) < n - 1e-9 {
+                    return None;
+                }
+                break;
+            }
+            if self.integral(hi) >= n {
+                break;
+            }
+            lo = hi;
+            step *= 2.0;
+            hi = lo + step;
+        }
+        for _ in 0..100 {
+            let mid = 0.5 * (lo + hi);
+            if self.integral(mid) >= n {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+            if hi - lo < 1e-7 {
+                break;
+            }
+        }
+        Some(hi)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-6 * b.abs().max(1.0)
+    }
+
+    #[test]
+    fn ramp_integral_is_the_area_not_rate_times_time() {
+        // Seed bug: rate(now) × elapsed; 10→150 over 120 s "expects" 18,000 by the ramp's end.
+        let s = Schedule::Ramp { start_rps: 10.0, end_rps: 150.0, ramp_s: 120.0, hold_s: 180.0 };
+        assert!(close(s.integral(120.0), 9_600.0));
+        assert!(close(s.integral(300.0), 9_600.0 + 150.0 * 180.0));
+        let s = Schedule::Ramp { start_rps: 100.0, end_rps: 1100.0, ramp_s: 10.0, hold_s: 0.0 };
+        assert!(close(s.total(), 6_000.0));
+        assert_eq!(s.rate(5.0), 600.0);
+    }
+
+    #[test]
+    fn integrals_match_numeric_sums() {
+        let cases = vec![
+            Schedule::Constant { rps: 7.0, duration_s: 50.0 },
+            Schedule::Ramp { start_rps: 150.0, end_rps: 10.0, ramp_s: 40.0, hold_s: 10.0 },
+            Schedule::steps_between(10.0, 100.0, 4, 40.0, 20.0),
+            Schedule::Sine { min_rps: 20.0, max_rps: 140.0, period_s: 30.0, duration_s: 75.0 },
+            Schedule::Trace { values: vec![1.0, 5.0, 0.0, 9.0], step_s: 1.0 },
+        ];
+        for s in cases {
+            let dt = 1e-3;
+            let mut sum = 0.0;
+            let mut t = 0.0;
+            while t < s.duration() {
+                sum += s.rate(t + dt / 2.0) * dt;
+                t += dt;
+            }
+            assert!((sum - s.total()).abs() < 0.05, "{s:?}: {sum} vs {}", s.total());
+        }
+    }
+
+    #[test]
+    fn sine_starts_at_min_and_peaks_at_half_period() {
+        let s = Schedule::Sine { min_rps: 10.0, max_rps: 110.0, period_s: 100.0, duration_s: 1000.0 };
+        assert!(close(s.rate(0.0), 10.0));
+        assert!(close(s.rate(50.0), 110.0));
+        assert!(close(s.integral(100.0), 6_000.0));
+    }
+
+    #[test]
+    fn time_of_count_inverts_the_integral() {
+        let s = Schedule::Ramp { start_rps: 0.0, end_rps: 100.0, ramp_s: 10.0, hold_s: 5.0 };
+        let mut prev = 0.0;
+        for n in 1..=1000 {
+            let t = s.time_of_count(f64::from(n), prev).expect("within schedule");
+            assert!(t >= prev);
+            assert!((s.integral(t) - f64::from(n)).abs() < 1e-3);
+            prev = t;
+        }
+        assert_eq!(s.time_of_count(s.total() + 1.0, 0.0), None);
+    }
+
+    #[test]
+    fn trace_parses_whitespace_and_rejects_garbage() {
+        let s = Schedule::parse_trace("5 6\n7\t8 # comment\n", 1.0).expect("parses");
+        assert_eq!(s, Schedule::Trace { values: vec![5.0, 6.0, 7.0, 8.0], step_s: 1.0 });
+        assert!(Schedule::parse_trace("5 x", 1.0).is_err());
+        assert!(Schedule::parse_trace("", 1.0).is_err());
+    }
+}
