@@ -542,8 +542,7 @@ pub fn load(explicit: Option<&Path>) -> Result<(Config, ConfigOrigin), ConfigErr
 /// Parse and validate a configuration text. Absent keys take the embedded defaults.
 pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     let cfg: Config = toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|s| line_of(text, s.start));
-        let key = e.span().and_then(|s| key_at(text, s.start));
+        let (line, key) = locate_toml_error(text, &e);
         let mut message = e.message().trim().replace('\n', " ");
         if message.starts_with("unknown field") {
             message = format!("unknown key: {message}");
@@ -708,6 +707,27 @@ pub fn validate(c: &Config) -> Result<(), (String, String)> {
         return err("ui.max_fps", "must be 1..=240");
     }
     Ok(())
+}
+
+/// Line and dotted key of a TOML error. An unknown key is looked up by name after the span's
+/// start (for tables in arrays the span covers the whole table).
+pub fn locate_toml_error(text: &str, e: &toml::de::Error) -> (Option<usize>, Option<String>) {
+    let Some(span) = e.span() else { return (None, None) };
+    let msg = e.message();
+    if let Some(rest) = msg.strip_prefix("unknown field `") {
+        if let Some(name) = rest.split('`').next() {
+            let mut offset = span.start.min(text.len());
+            for l in text[offset..].split_inclusive('\n') {
+                let t = l.trim_start();
+                if t.strip_prefix(name).is_some_and(|r| r.trim_start().starts_with('=')) {
+                    let at = offset + (l.len() - t.len());
+                    return (Some(line_of(text, at)), key_at(text, at));
+                }
+                offset += l.len();
+            }
+        }
+    }
+    (Some(line_of(text, span.start)), key_at(text, span.start))
 }
 
 fn line_of(text: &str, offset: usize) -> usize {

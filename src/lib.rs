@@ -1,3 +1,11 @@
 //! scaletui: a terminal dashboard for live Kubernetes autoscaling experiments.
+//!
+//! - [`cli`], [`config`]: the command line and `config.toml`;
+//! - [`engine`]: everything that is not drawing — the HPA algorithm, the simulated cluster, the
+//!   control loop, the CSV record, load and stress, metrics, recommenders;
+//! - [`run`]: assembles a run; [`headless`]: runs it without a dashboard.
+pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod headless;
+pub mod run;

@@ -1,1 +1,100 @@
-fn main() {}
+//! scaletui — a terminal dashboard for live Kubernetes autoscaling experiments.
+//!
+//! `main` wires the command line to the configuration and then to the dashboard, the headless
+//! runner or a subcommand. See `src/lib.rs` for the map of the modules.
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use scaletui::cli::{Cli, Command, HpaCommand};
+use scaletui::config;
+use scaletui::engine::hpa::{self, ReconcileInput};
+
+fn main() -> ExitCode {
+    // reqwest and kube share rustls with the ring provider; it must be installed first.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = color_eyre::install();
+    let cli = Cli::parse();
+    match real_main(cli) {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("scaletui: error: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> Result<ExitCode, String> {
+    match cli.command {
+        Some(Command::Hpa(HpaCommand::Explain { file })) => hpa_explain(&file),
+        Some(Command::Hpa(HpaCommand::Conformance { file })) => hpa_conformance(file.as_deref()),
+        Some(Command::Config { default: true }) => {
+            print!("{}", config::DEFAULT_CONFIG_TOML);
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Config { default: false }) => {
+            let (cfg, origin) = load_config(&cli.run)?;
+            println!("# configuration from {origin}, with command-line flags applied");
+            print!("{}", toml::to_string_pretty(&cfg).map_err(|e| e.to_string())?);
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            let (cfg, _origin) = load_config(&cli.run)?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+            if cli.run.headless {
+                rt.block_on(scaletui::headless::run(cfg)).map_err(|e| e.to_string())?;
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Err("the dashboard is not part of this build yet; use --headless".into())
+            }
+        }
+    }
+}
+
+fn load_config(args: &scaletui::cli::RunArgs) -> Result<(config::Config, config::ConfigOrigin), String> {
+    let (mut cfg, origin) = config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+    args.apply(&mut cfg).map_err(|e| e.to_string())?;
+    Ok((cfg, origin))
+}
+
+fn hpa_explain(file: &str) -> Result<ExitCode, String> {
+    let text = if file == "-" {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s).map_err(|e| format!("cannot read standard input: {e}"))?;
+        s
+    } else {
+        std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?
+    };
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{file}: not JSON: {e}"))?;
+    // Accept a whole conformance case too (its `input`).
+    let value = match value.get("input") {
+        Some(input) if value.get("kind").is_some() => input.clone(),
+        _ => value,
+    };
+    let input: ReconcileInput =
+        serde_json::from_value(value).map_err(|e| format!("{file}: not an HPA situation: {e}"))?;
+    let out = hpa::reconcile(&input);
+    let json = serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?;
+    println!("{json}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn hpa_conformance(file: Option<&std::path::Path>) -> Result<ExitCode, String> {
+    let text = match file {
+        Some(p) => std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?,
+        None => include_str!("../tests/data/hpa_cases.json").to_string(),
+    };
+    let cases: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))?;
+    let results = hpa::conformance::run_all(&cases)?;
+    let failed: Vec<_> = results.iter().filter(|r| !r.passed).collect();
+    for f in &failed {
+        println!("FAIL {} ({}): {}", f.id, f.kind, f.detail);
+    }
+    println!("hpa conformance: {} passed, {} failed", results.len() - failed.len(), failed.len());
+    Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

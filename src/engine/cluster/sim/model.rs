@@ -341,13 +341,10 @@ impl SimModel {
             let mut pod_in_flight = 0.0;
             if running {
                 let is_serving = self.pods[i].serving();
-                let traffic_demand = if is_serving { lambda * cost } else { 0.0 };
-                let stress_alloc = if traffic_demand + stress_demand > avail && traffic_demand + stress_demand > 0.0 {
-                    avail * stress_demand / (traffic_demand + stress_demand)
-                } else {
-                    stress_demand
-                };
-                let mu = ((avail - stress_alloc) / cost).max(0.01); // requests/s this pod can serve
+                // CPU the web server can get: all of it, or — when busy loops compete — what is
+                // left, but at least a fair share as one more runnable thread (CFS).
+                let cap = if workers > 0 { (avail - stress_demand).max(avail / (f64::from(workers) + 1.0)) } else { avail };
+                let mu = (cap / cost).max(0.01); // requests/s this pod can serve
                 let mut served = 0.0;
                 if is_serving {
                     let p = &mut self.pods[i];
@@ -374,8 +371,10 @@ impl SimModel {
                     pod_in_flight = backlog + served * (wait + mean);
                     latency_points.push((wait, mean, served * DT));
                 }
+                let traffic_used = served * cost;
+                let stress_alloc = stress_demand.min((avail - traffic_used).max(0.0));
                 let noise = 1.0 + c.noise * self.rng.normal();
-                cpu = ((c.base_cpu_m + served * cost) * noise.max(0.0) + stress_alloc).min(c.cpu_limit_m).max(0.0);
+                cpu = ((c.base_cpu_m + traffic_used) * noise.max(0.0) + stress_alloc).min(c.cpu_limit_m).max(0.0);
             }
             let p = &mut self.pods[i];
             p.cpu_m = cpu;

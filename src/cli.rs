@@ -1,0 +1,231 @@
+//! The command line (PRODUCT.md §1). Options keep the seed experiment runner's names and
+//! defaults; every option also has a `config.toml` key, and flags override the file.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Backend, Config, ConfigError, MetricsSourceKind, Speed, validate};
+use crate::engine::types::{Fallback, Mode};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "scaletui",
+    allow_negative_numbers = true,
+    version,
+    about = "A terminal dashboard for live Kubernetes autoscaling experiments: the HPA beside AI and predictive autoscalers.",
+    long_about = "scaletui runs an autoscaling experiment on one Deployment and shows it live: replicas, CPU, \
+memory, latency, what the Kubernetes HPA algorithm would decide and what an AI model recommends and why. \
+With no options it runs against an embedded simulated cluster. Every run is recorded to CSV."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Options of a run (the dashboard or `--headless`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunArgs {
+    /// Who is in control: hpa_only, ai_scaler or comparison [default: comparison]
+    #[arg(long, value_parser = parse_mode)]
+    pub mode: Option<Mode>,
+    /// Seconds between control ticks [default: 30]
+    #[arg(long)]
+    pub interval: Option<f64>,
+    /// Minutes to run; 0 = until quit [default: 0]
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Prometheus base URL [default: http://localhost:9090]
+    #[arg(long)]
+    pub prometheus_url: Option<String>,
+    /// OpenAI-compatible base URL of the model server [default: http://localhost:11434/v1]
+    #[arg(long, visible_alias = "ai-url")]
+    pub ollama_url: Option<String>,
+    /// Model name [default: qwen2.5-coder:3b]
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Namespace of the deployment [default: default]
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// The deployment under test [default: webapp]
+    #[arg(long)]
+    pub deployment: Option<String>,
+    /// [default: 1]
+    #[arg(long)]
+    pub min_replicas: Option<i32>,
+    /// [default: 10]
+    #[arg(long)]
+    pub max_replicas: Option<i32>,
+    /// CPU target, percent of the request [default: 60]
+    #[arg(long)]
+    pub cpu_target: Option<i32>,
+    /// Memory target, percent of the request [default: 80]
+    #[arg(long)]
+    pub memory_target: Option<i32>,
+    /// Minutes of history for the advisor and the charts [default: 15]
+    #[arg(long)]
+    pub history_minutes: Option<f64>,
+    /// Where CSV records go [default: ./experiment_data]
+    #[arg(long)]
+    pub output_dir: Option<PathBuf>,
+    /// Debug logging to <output-dir>/scaletui.log
+    #[arg(long)]
+    pub verbose: bool,
+    /// sim (embedded simulated cluster) or kube (your kubeconfig) [default: sim]
+    #[arg(long, value_parser = parse_backend)]
+    pub backend: Option<Backend>,
+    /// kubeconfig context (kube backend)
+    #[arg(long)]
+    pub context: Option<String>,
+    /// Metric source: sim, prometheus or metrics-server
+    #[arg(long, value_parser = parse_metrics)]
+    pub metrics: Option<MetricsSourceKind>,
+    /// Configuration file (else $SCALETUI_CONFIG, ./config.toml, the user config folder)
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Theme name (themes/*.toml) or path
+    #[arg(long)]
+    pub theme: Option<String>,
+    /// Refuse every write to the cluster
+    #[arg(long)]
+    pub read_only: bool,
+    /// Leave scaletui's changes (HPA deleted or created) in place on exit
+    #[arg(long)]
+    pub keep_changes: bool,
+    /// No dashboard: progress lines on stderr, CSV paths on stdout at the end
+    #[arg(long)]
+    pub headless: bool,
+    /// Simulator clock: N times real time, or max (headless only) [default: 10]
+    #[arg(long, value_parser = parse_speed)]
+    pub speed: Option<Speed>,
+    /// Seed of the simulator's randomness [default: 42]
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Scenario file scripting load phases, stress windows and mode switches
+    #[arg(long)]
+    pub scenario: Option<String>,
+    /// What ai_scaler applies when the advisor has no answer: hold or hpa_sim [default: hpa_sim]
+    #[arg(long, value_parser = parse_fallback)]
+    pub fallback: Option<Fallback>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The HPA algorithm on its own.
+    #[command(subcommand)]
+    Hpa(HpaCommand),
+    /// Print the configuration in effect (after the file and flags), or the built-in default.
+    Config {
+        /// Print the built-in, fully commented default config.toml instead.
+        #[arg(long)]
+        default: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HpaCommand {
+    /// Explain one HPA decision: reads a JSON situation (the shape of a conformance `reconcile`
+    /// case's input: spec, pods, metrics, history) from FILE or `-` (stdin) and prints the
+    /// decision with each step that shaped it.
+    Explain {
+        /// JSON file, or - for standard input
+        file: String,
+    },
+    /// Run conformance cases (the schema of tests/data/hpa_cases.json) and print the results.
+    Conformance {
+        /// JSON file of cases [default: the built-in cases]
+        file: Option<PathBuf>,
+    },
+}
+
+fn parse_mode(s: &str) -> Result<Mode, String> {
+    s.parse()
+}
+
+fn parse_fallback(s: &str) -> Result<Fallback, String> {
+    s.parse()
+}
+
+fn parse_speed(s: &str) -> Result<Speed, String> {
+    s.parse()
+}
+
+fn parse_backend(s: &str) -> Result<Backend, String> {
+    match s {
+        "sim" => Ok(Backend::Sim),
+        "kube" => Ok(Backend::Kube),
+        _ => Err(format!("unknown backend {s:?} (sim, kube)")),
+    }
+}
+
+fn parse_metrics(s: &str) -> Result<MetricsSourceKind, String> {
+    match s {
+        "sim" => Ok(MetricsSourceKind::Sim),
+        "prometheus" => Ok(MetricsSourceKind::Prometheus),
+        "metrics-server" => Ok(MetricsSourceKind::MetricsServer),
+        _ => Err(format!("unknown metrics source {s:?} (sim, prometheus, metrics-server)")),
+    }
+}
+
+impl RunArgs {
+    /// Flags override the file. The result is validated again, naming the flag.
+    pub fn apply(&self, cfg: &mut Config) -> Result<(), ConfigError> {
+        let e = &mut cfg.experiment;
+        set(&mut e.mode, self.mode);
+        set(&mut e.interval, self.interval);
+        set(&mut e.duration, self.duration);
+        set(&mut e.history_minutes, self.history_minutes);
+        set(&mut e.output_dir, self.output_dir.clone());
+        set(&mut e.scenario, self.scenario.clone());
+        set(&mut e.fallback, self.fallback);
+        e.verbose |= self.verbose;
+        let c = &mut cfg.cluster;
+        set(&mut c.backend, self.backend);
+        set(&mut c.context, self.context.clone());
+        set(&mut c.namespace, self.namespace.clone());
+        set(&mut c.deployment, self.deployment.clone());
+        c.read_only |= self.read_only;
+        c.keep_changes |= self.keep_changes;
+        let s = &mut cfg.scaling;
+        set(&mut s.min_replicas, self.min_replicas);
+        set(&mut s.max_replicas, self.max_replicas);
+        set(&mut s.cpu_target, self.cpu_target);
+        set(&mut s.memory_target, self.memory_target);
+        set(&mut cfg.metrics.source, self.metrics);
+        set(&mut cfg.metrics.prometheus_url, self.prometheus_url.clone());
+        set(&mut cfg.advisor.url, self.ollama_url.clone());
+        set(&mut cfg.advisor.model, self.model.clone());
+        set(&mut cfg.sim.speed, self.speed);
+        set(&mut cfg.sim.seed, self.seed);
+        set(&mut cfg.ui.theme, self.theme.clone());
+        validate(cfg).map_err(|(key, message)| ConfigError {
+            file: "command line".into(),
+            line: None,
+            key: Some(flag_for(&key).unwrap_or(key)),
+            message,
+        })
+    }
+}
+
+fn set<T>(slot: &mut T, v: Option<T>) {
+    if let Some(v) = v {
+        *slot = v;
+    }
+}
+
+/// The flag that sets a config key, for error messages.
+fn flag_for(key: &str) -> Option<String> {
+    let flag = match key {
+        "experiment.interval" => "--interval",
+        "experiment.duration" => "--duration",
+        "experiment.history_minutes" => "--history-minutes",
+        "scaling.min_replicas" => "--min-replicas",
+        "scaling.max_replicas" => "--max-replicas",
+        "scaling.cpu_target" => "--cpu-target",
+        "scaling.memory_target" => "--memory-target",
+        _ => return None,
+    };
+    Some(format!("{flag} (config {key})"))
+}

@@ -1,0 +1,61 @@
+//! Recommenders: anything that proposes a replica count each tick. The LLM advisor is one (named
+//! `ai`, it fills the seed's `ai_*` columns); built-in ones get `<name>_replicas`,
+//! `<name>_status` and their own columns. In `ai_scaler` the configured driver's answer is applied.
+
+use async_trait::async_trait;
+
+use crate::engine::record::{AiColumns, HpaSim, Row};
+use crate::engine::types::{DeploymentState, MetricsSample, Mode};
+
+/// What a recommender sees each tick.
+#[derive(Debug, Clone)]
+pub struct RecommendInput<'a> {
+    pub now: f64,
+    pub elapsed_s: f64,
+    pub mode: Mode,
+    pub deployment: Option<DeploymentState>,
+    pub sample: &'a MetricsSample,
+    pub hpa_sim: &'a HpaSim,
+    pub min_replicas: i32,
+    pub max_replicas: i32,
+    /// Percent of the request.
+    pub cpu_target: i32,
+    pub memory_target: i32,
+    /// Recent rows, oldest first (bounded).
+    pub history: &'a [Row],
+    /// The clock is virtual (`--speed max`): wait for slow answers (bounded by a timeout) so
+    /// results do not depend on the machine's speed.
+    pub wait: bool,
+}
+
+/// A recommender's answer for one tick.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RecOutput {
+    /// `None`: no usable answer this tick (pending, failed, warming up).
+    pub replicas: Option<i32>,
+    /// `parsed`, `pending`, `warming_up`, `failed: …`.
+    pub status: String,
+    /// The LLM advisor's seed columns and call figures (only for `ai`).
+    pub ai: Option<AiColumns>,
+    /// Values of [`Recommender::columns`], in order.
+    pub values: Vec<String>,
+}
+
+#[async_trait]
+pub trait Recommender: Send {
+    /// Short name: `ai`, `queue`, `forecast`, `learned`, …
+    fn name(&self) -> &str;
+
+    /// Extra CSV columns (without the `<name>_` prefix). Not used for `ai`.
+    fn columns(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    async fn recommend(&mut self, input: &RecommendInput<'_>) -> RecOutput;
+
+    /// Ask now instead of waiting for the next tick (the `a` key); default: nothing to do.
+    fn ask_now(&mut self) {}
+
+    /// Stop any work in flight (the run ends).
+    async fn shutdown(&mut self) {}
+}

@@ -1,0 +1,872 @@
+//! The control loop: every interval, observe (cluster + metrics) → compute the HPA algorithm's
+//! decision (`hpa_sim_*`) → ask the recommenders → apply per mode → record. Between ticks it runs
+//! the scenario's timeline and the stress tasks, and takes commands from the front end. Mode
+//! switches from the keyboard and from a scenario go through the same [`Experiment::set_mode`].
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Backend, Config};
+use crate::engine::advisor::{RecOutput, RecommendInput, Recommender};
+use crate::engine::clock::SharedClock;
+use crate::engine::cluster::sim::{SimCluster, model::{to_hpa_pod, to_hpa_sample}};
+use crate::engine::cluster::{Cluster, HpaChange};
+use crate::engine::hpa::{self, HpaRunner, HpaSpec, MetricSpec, ReconcileOptions};
+use crate::engine::load::Schedule;
+use crate::engine::messages::{EngineCommand, EngineEvent, RunInfo, TaskId, TaskStatus};
+use crate::engine::metrics::{MetricsQuery, MetricsSource};
+use crate::engine::record::{HpaSim, RecommenderCells, RecordedEvent, Recorder, Row};
+use crate::engine::scenario::{LoadPlan, Scenario};
+use crate::engine::stress::{CpuStressParams, MemoryStressParams, StressParams, StressTask};
+use crate::engine::types::{DeploymentState, Fallback, HpaInfo, MetricsSample, Mode, PodInfo, PodUsage, StressKind};
+
+/// The HPA that scaletui creates (and the simulator's HPA at start): CPU and memory utilization
+/// targets, min/max and the configured behavior.
+pub fn hpa_spec(cfg: &Config) -> HpaSpec {
+    let s = &cfg.scaling;
+    HpaSpec {
+        min_replicas: s.min_replicas,
+        max_replicas: s.max_replicas,
+        metrics: vec![
+            MetricSpec::resource_utilization("cpu", s.cpu_target),
+            MetricSpec::resource_utilization("memory", s.memory_target),
+        ],
+        behavior: Some(s.behavior.to_hpa()),
+    }
+}
+
+/// The gentle load the dashboard plays on the simulator when no scenario is given.
+pub fn demo_schedule() -> Schedule {
+    Schedule::Sine { min_rps: 20.0, max_rps: 160.0, period_s: 1200.0, duration_s: f64::INFINITY }
+}
+
+/// Everything an experiment needs.
+pub struct ExperimentSetup {
+    pub cfg: Config,
+    pub cluster: Arc<dyn Cluster>,
+    /// The simulator, when the backend is `sim` (scenario load is fed to it directly).
+    pub sim: Option<Arc<SimCluster>>,
+    pub metrics: Box<dyn MetricsSource>,
+    pub recommenders: Vec<Box<dyn Recommender>>,
+    pub clock: SharedClock,
+    pub scenario: Option<Scenario>,
+    /// Play [`demo_schedule`] on the simulator when there is no scenario.
+    pub demo_load: bool,
+    pub events: mpsc::Sender<EngineEvent>,
+    pub commands: mpsc::Receiver<EngineCommand>,
+    /// Wall clock at start (names the files).
+    pub wall_start: f64,
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSummary {
+    pub reason: String,
+    pub rows: u64,
+    pub csv_path: std::path::PathBuf,
+    pub events_path: std::path::PathBuf,
+    pub restored: Vec<String>,
+}
+
+/// What to apply this tick.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApplyDecision {
+    /// Scale to this count (only when it differs from the current spec).
+    pub scale_to: Option<i32>,
+    pub applied_replicas: Option<i32>,
+    pub applied_by: String,
+    pub note: String,
+}
+
+/// Guardrails for `ai_scaler`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Guardrails {
+    pub min: i32,
+    pub max: i32,
+    /// 0 = no limit.
+    pub max_step: i32,
+    pub scale_while_converging: bool,
+    pub fallback: Fallback,
+}
+
+/// The mode table of PRODUCT.md §2 as a pure function.
+pub fn decide_apply(
+    mode: Mode,
+    dep: Option<&DeploymentState>,
+    live_hpa: Option<&HpaInfo>,
+    driver: &str,
+    driver_out: Option<&RecOutput>,
+    hpa_sim: &HpaSim,
+    g: Guardrails,
+) -> ApplyDecision {
+    let current = dep.map(|d| d.spec_replicas);
+    match mode {
+        Mode::Comparison => ApplyDecision {
+            scale_to: None,
+            applied_replicas: current,
+            applied_by: "observation_only".into(),
+            note: String::new(),
+        },
+        Mode::HpaOnly => ApplyDecision {
+            scale_to: None,
+            applied_replicas: live_hpa.and_then(|h| h.desired_replicas).or(current),
+            applied_by: "hpa".into(),
+            note: if live_hpa.is_none() { "no HPA on the deployment".into() } else { String::new() },
+        },
+        Mode::AiScaler => {
+            let Some(dep) = dep else {
+                return ApplyDecision {
+                    scale_to: None,
+                    applied_replicas: None,
+                    applied_by: "none".into(),
+                    note: "deployment state unknown".into(),
+                };
+            };
+            let cur = dep.spec_replicas;
+            let clamp = |n: i32| n.clamp(g.min, g.max.max(g.min));
+            if let Some(want) = driver_out.and_then(|o| o.replicas) {
+                let mut target = clamp(want);
+                let mut notes = Vec::new();
+                if target != want {
+                    notes.push(format!("clamped {want} to [{}, {}]", g.min, g.max));
+                }
+                if g.max_step > 0 && (target - cur).abs() > g.max_step {
+                    target = cur + g.max_step * (target - cur).signum();
+                    notes.push(format!("max_step {} per tick", g.max_step));
+                }
+                if target != cur && !dep.converged() && !g.scale_while_converging {
+                    notes.push(format!(
+                        "waiting for the previous change to converge ({}/{} ready)",
+                        dep.ready_replicas, dep.spec_replicas
+                    ));
+                    target = cur;
+                }
+                let by = if target == cur { format!("{driver}_no_change") } else { driver.to_string() };
+                return ApplyDecision {
+                    scale_to: (target != cur).then_some(target),
+                    applied_replicas: Some(target),
+                    applied_by: by,
+                    note: notes.join("; "),
+                };
+            }
+            let why = driver_out.map_or_else(|| format!("no recommender named {driver}"), |o| o.status.clone());
+            match (g.fallback, hpa_sim.desired) {
+                (Fallback::HpaSim, Some(d)) => {
+                    let target = clamp(d);
+                    ApplyDecision {
+                        scale_to: (target != cur).then_some(target),
+                        applied_replicas: Some(target),
+                        applied_by: "hpa_sim".into(),
+                        note: format!("fallback: {why}"),
+                    }
+                }
+                (Fallback::HpaSim, None) => ApplyDecision {
+                    scale_to: None,
+                    applied_replicas: Some(cur),
+                    applied_by: "hold".into(),
+                    note: format!("fallback hpa_sim has no decision; {why}"),
+                },
+                (Fallback::Hold, _) => ApplyDecision {
+                    scale_to: None,
+                    applied_replicas: Some(cur),
+                    applied_by: "hold".into(),
+                    note: format!("fallback: {why}"),
+                },
+            }
+        }
+    }
+}
+
+struct TaskEntry {
+    id: TaskId,
+    task: StressTask,
+    origin: String,
+}
+
+pub struct Experiment {
+    cfg: Config,
+    cluster: Arc<dyn Cluster>,
+    metrics: Box<dyn MetricsSource>,
+    recommenders: Vec<Box<dyn Recommender>>,
+    clock: SharedClock,
+    scenario: Option<Scenario>,
+    /// Scenario events not done yet: (at, index into stress windows or mode switches).
+    pending_stress: Vec<usize>,
+    pending_modes: Vec<usize>,
+    events: mpsc::Sender<EngineEvent>,
+    commands: mpsc::Receiver<EngineCommand>,
+    recorder: Recorder,
+    mode: Mode,
+    driver: String,
+    shadow: HpaRunner,
+    hpa_spec: HpaSpec,
+    prev_spec: Option<i32>,
+    history: VecDeque<Row>,
+    tasks: Vec<TaskEntry>,
+    next_task_id: TaskId,
+    start: f64,
+    ticks: u64,
+    dropped_events: u64,
+}
+
+const HISTORY_ROWS: usize = 120;
+
+impl Experiment {
+    pub fn new(s: ExperimentSetup) -> std::io::Result<Self> {
+        let extra: Vec<(String, Vec<String>)> =
+            s.recommenders.iter().filter(|r| r.name() != "ai").map(|r| (r.name().to_string(), r.columns())).collect();
+        let mode = s.cfg.experiment.mode;
+        let recorder = Recorder::create(&s.cfg.experiment.output_dir, mode, s.wall_start, &extra)?;
+        let spec = hpa_spec(&s.cfg);
+        let shadow = HpaRunner::new(spec.clone(), hpa::ControllerConfig::default());
+        let start = s.clock.now();
+        if let Some(sim) = &s.sim {
+            let baseline = s.cfg.sim.baseline_rps;
+            match (&s.scenario, s.demo_load) {
+                (Some(sc), _) => sim.set_plan(Some(Box::new(sc.plan(baseline)))),
+                (None, true) => sim.set_plan(Some(Box::new(LoadPlan::single(demo_schedule(), baseline)))),
+                (None, false) => sim.set_plan(Some(Box::new(LoadPlan { phases: Vec::new(), baseline }))),
+            }
+        }
+        let (pending_stress, pending_modes) = match &s.scenario {
+            Some(sc) => ((0..sc.stress.len()).collect(), (0..sc.modes.len()).collect()),
+            None => (Vec::new(), Vec::new()),
+        };
+        Ok(Self {
+            driver: "ai".into(),
+            cfg: s.cfg,
+            cluster: s.cluster,
+            metrics: s.metrics,
+            recommenders: s.recommenders,
+            clock: s.clock,
+            scenario: s.scenario,
+            pending_stress,
+            pending_modes,
+            events: s.events,
+            commands: s.commands,
+            recorder,
+            mode,
+            shadow,
+            hpa_spec: spec,
+            prev_spec: None,
+            history: VecDeque::new(),
+            tasks: Vec::new(),
+            next_task_id: 1,
+            start,
+            ticks: 0,
+            dropped_events: 0,
+        })
+    }
+
+    pub fn csv_path(&self) -> &std::path::Path {
+        &self.recorder.csv_path
+    }
+
+    fn send(&mut self, e: EngineEvent) {
+        if self.events.try_send(e).is_err() {
+            self.dropped_events += 1;
+        }
+    }
+
+    fn event(&mut self, kind: &str, detail: impl Into<String>) {
+        let now = self.clock.now();
+        let e = RecordedEvent {
+            t: now,
+            elapsed_s: now - self.start,
+            kind: kind.to_string(),
+            mode: self.mode,
+            detail: detail.into(),
+        };
+        if let Err(err) = self.recorder.write_event(&e) {
+            self.send(EngineEvent::Notice(format!("cannot write the events file: {err}")));
+        }
+        self.send(EngineEvent::Event(e));
+    }
+
+    fn run_info(&self) -> RunInfo {
+        let s = &self.cfg.sim;
+        let sim = self.cfg.cluster.backend == Backend::Sim;
+        RunInfo {
+            cluster: self.cluster.info(),
+            mode: self.mode,
+            interval_s: self.cfg.experiment.interval,
+            duration_s: (self.cfg.experiment.duration > 0.0).then_some(self.cfg.experiment.duration * 60.0),
+            csv_path: self.recorder.csv_path.clone(),
+            events_path: self.recorder.events_path.clone(),
+            start: self.start,
+            speed: self.clock.speed().to_string(),
+            metrics_source: self.metrics.name().to_string(),
+            scenario: self.scenario.as_ref().map(|s| s.name.clone()),
+            min_replicas: self.cfg.scaling.min_replicas,
+            max_replicas: self.cfg.scaling.max_replicas,
+            cpu_target: self.cfg.scaling.cpu_target,
+            memory_target: self.cfg.scaling.memory_target,
+            cpu_request_m: sim.then_some(s.cpu_request_m),
+            memory_request_mib: sim.then_some(s.memory_request_mib),
+            recommenders: self
+                .recommenders
+                .iter()
+                .filter(|r| r.name() != "ai")
+                .map(|r| (r.name().to_string(), r.columns()))
+                .collect(),
+            driver: self.driver.clone(),
+            read_only: self.cfg.cluster.read_only,
+        }
+    }
+
+    /// Switch who is in control: `hpa_only` ensures the HPA, `ai_scaler` removes it,
+    /// `comparison` leaves the cluster as it is. `origin` says who asked (key, scenario, start).
+    pub async fn set_mode(&mut self, mode: Mode, origin: &str) {
+        let from = self.mode;
+        if mode == Mode::AiScaler && self.cfg.cluster.read_only {
+            self.event("error", format!("read-only: {mode} needs to delete the HPA and scale; staying in {from}"));
+            return;
+        }
+        self.mode = mode;
+        if origin == "start" {
+            self.event("mode_switch", format!("start in {mode}"));
+        } else if from != mode {
+            self.event("mode_switch", format!("{from} -> {mode} ({origin})"));
+        }
+        match mode {
+            Mode::HpaOnly if !self.cfg.cluster.read_only => {
+                let spec = self.hpa_spec.clone();
+                match self.cluster.ensure_hpa(&spec).await {
+                    Ok(HpaChange::Created) => self.event("hpa", "HPA created"),
+                    Ok(HpaChange::Replaced) => self.event("hpa", "HPA updated to the configured spec"),
+                    Ok(HpaChange::Unchanged) => {}
+                    Err(e) => self.event("error", format!("cannot ensure the HPA: {e}")),
+                }
+            }
+            Mode::AiScaler => match self.cluster.delete_hpa().await {
+                Ok(true) => self.event("hpa", "HPA deleted (ai_scaler is in control)"),
+                Ok(false) => {}
+                Err(e) => self.event("error", format!("cannot delete the HPA: {e}")),
+            },
+            _ => {}
+        }
+    }
+
+    /// Run until the duration ends, `shutdown` is cancelled or a Shutdown command arrives.
+    pub async fn run(mut self, shutdown: CancellationToken) -> RunSummary {
+        let info = self.run_info();
+        self.send(EngineEvent::Started(Box::new(info)));
+        let scenario_name = self.scenario.as_ref().map(|s| s.name.clone());
+        self.event(
+            "run_start",
+            format!(
+                "backend={} metrics={} speed={} interval={}s scenario={}",
+                self.cluster.info().backend,
+                self.metrics.name(),
+                self.clock.speed(),
+                self.cfg.experiment.interval,
+                scenario_name.as_deref().unwrap_or("-"),
+            ),
+        );
+        let initial = self.mode;
+        self.set_mode(initial, "start").await;
+        let interval = self.cfg.experiment.interval;
+        let end = if self.cfg.experiment.duration > 0.0 {
+            self.start + self.cfg.experiment.duration * 60.0
+        } else {
+            f64::INFINITY
+        };
+        let mut next_tick = self.start;
+        let reason = loop {
+            if next_tick >= end - 1e-9 {
+                break "duration reached".to_string();
+            }
+            let wake = [Some(next_tick), self.next_scenario_at(), self.next_task_wake()]
+                .into_iter()
+                .flatten()
+                .fold(f64::INFINITY, f64::min);
+            let clock = self.clock.clone();
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break "interrupted".to_string(),
+                cmd = self.commands.recv() => match cmd {
+                    Some(EngineCommand::Shutdown) => break "quit".to_string(),
+                    Some(cmd) => { self.handle(cmd).await; continue; }
+                    None => {
+                        // The front end went away; keep running headless-style until the end.
+                        self.commands = mpsc::channel(1).1;
+                        continue;
+                    }
+                },
+                _ = clock.sleep_until(wake) => {}
+            }
+            let now = self.clock.now();
+            self.run_scenario(now).await;
+            self.poll_tasks(now).await;
+            if now + 1e-9 >= next_tick {
+                self.tick(now).await;
+                next_tick += interval;
+            }
+        };
+        self.finish(reason).await
+    }
+
+    fn next_scenario_at(&self) -> Option<f64> {
+        let sc = self.scenario.as_ref()?;
+        let s = self.pending_stress.iter().map(|i| sc.stress[*i].at_s);
+        let m = self.pending_modes.iter().map(|i| sc.modes[*i].at_s);
+        s.chain(m).map(|a| self.start + a).reduce(f64::min)
+    }
+
+    fn next_task_wake(&self) -> Option<f64> {
+        self.tasks.iter().filter_map(|t| t.task.next_wake()).reduce(f64::min)
+    }
+
+    async fn run_scenario(&mut self, now: f64) {
+        let Some(sc) = self.scenario.clone() else { return };
+        let start = self.start;
+        let due = |at: f64| start + at <= now + 1e-9;
+        let modes: Vec<usize> = self.pending_modes.iter().copied().filter(|i| due(sc.modes[*i].at_s)).collect();
+        self.pending_modes.retain(|i| !modes.contains(i));
+        for i in modes {
+            self.set_mode(sc.modes[i].mode, "scenario").await;
+        }
+        let stress: Vec<usize> = self.pending_stress.iter().copied().filter(|i| due(sc.stress[*i].at_s)).collect();
+        self.pending_stress.retain(|i| !stress.contains(i));
+        for i in stress {
+            let w = &sc.stress[i];
+            let params = match w.kind {
+                StressKind::Cpu => StressParams::Cpu(CpuStressParams {
+                    workers: w.workers.unwrap_or(self.cfg.stress.cpu.workers),
+                    duration_s: w.duration_s,
+                    max_pods: w.max_pods,
+                    refresh_s: w.refresh_s.unwrap_or(self.cfg.stress.cpu.refresh),
+                }),
+                StressKind::Memory => StressParams::Memory(MemoryStressParams {
+                    mib: w.mib.unwrap_or(self.cfg.stress.memory.mb),
+                    duration_s: w.duration_s,
+                    max_pods: w.max_pods,
+                }),
+            };
+            self.start_stress(params, "scenario").await;
+        }
+    }
+
+    async fn handle(&mut self, cmd: EngineCommand) {
+        match cmd {
+            EngineCommand::SetMode(m) => self.set_mode(m, "key").await,
+            EngineCommand::StartStress(p) => self.start_stress(p, "key").await,
+            EngineCommand::StopTask(id) => self.stop_task(id).await,
+            EngineCommand::AskAdvisor => {
+                let mut asked = false;
+                for r in &mut self.recommenders {
+                    if r.name() == "ai" {
+                        r.ask_now();
+                        asked = true;
+                    }
+                }
+                if !asked {
+                    self.send(EngineEvent::Notice("no AI advisor is configured".into()));
+                }
+            }
+            EngineCommand::SetDriver(d) => {
+                if self.recommenders.iter().any(|r| r.name() == d) {
+                    self.event("driver", format!("{} -> {d}", self.driver));
+                    self.driver = d;
+                } else {
+                    self.send(EngineEvent::Notice(format!("no recommender named {d}")));
+                }
+            }
+            EngineCommand::Shutdown => {}
+        }
+    }
+
+    fn task_status(&self, e: &TaskEntry, now: f64) -> TaskStatus {
+        let (workers, mib) = e.task.load();
+        TaskStatus {
+            id: e.id,
+            kind: format!("{} stress", e.task.params.kind().as_str()),
+            params: e.task.params.describe(),
+            state: e.task.state.label(),
+            finished: e.task.state.finished(),
+            progress: e.task.progress(now),
+            figures: match e.task.params.kind() {
+                StressKind::Cpu => format!("{workers} workers on {} pods", e.task.pods().len()),
+                StressKind::Memory => format!("{mib} MiB held on {} pods", e.task.pods().len()),
+            },
+        }
+    }
+
+    async fn start_stress(&mut self, params: StressParams, origin: &str) {
+        let now = self.clock.now();
+        let id = self.next_task_id;
+        self.next_task_id += 1;
+        let mut entry = TaskEntry { id, task: StressTask::new(params, now), origin: origin.to_string() };
+        let log = entry.task.start(self.cluster.as_ref(), now).await;
+        let label = format!("#{id} {} stress ({}, {origin})", entry.task.params.kind().as_str(), entry.task.params.describe());
+        if entry.task.state.finished() {
+            self.event("task_failed", format!("{label}: {}", entry.task.state.label()));
+        } else {
+            self.event("task_start", format!("{label}: {}", entry.task.state.label()));
+        }
+        for l in log.into_iter().filter(|l| l.contains("failed")) {
+            self.event("error", l);
+        }
+        let status = self.task_status(&entry, now);
+        self.send(EngineEvent::Task(status));
+        if !entry.task.state.finished() {
+            self.tasks.push(entry);
+        }
+    }
+
+    async fn stop_task(&mut self, id: TaskId) {
+        let Some(pos) = self.tasks.iter().position(|t| t.id == id) else {
+            self.send(EngineEvent::Notice(format!("no running task #{id}")));
+            return;
+        };
+        let mut entry = self.tasks.remove(pos);
+        entry.task.stop(self.cluster.as_ref()).await;
+        let now = self.clock.now();
+        self.event("task_stop", format!("#{id} {} stress stopped ({})", entry.task.params.kind().as_str(), entry.task.state.label()));
+        let status = self.task_status(&entry, now);
+        self.send(EngineEvent::Task(status));
+    }
+
+    async fn poll_tasks(&mut self, now: f64) {
+        let mut i = 0;
+        while i < self.tasks.len() {
+            if self.tasks[i].task.next_wake().is_some_and(|w| w <= now + 1e-9) {
+                let cluster = self.cluster.clone();
+                let log = self.tasks[i].task.poll(cluster.as_ref(), now).await;
+                for l in log.into_iter().filter(|l| l.contains("failed")) {
+                    self.event("error", l);
+                }
+                let status = self.task_status(&self.tasks[i], now);
+                self.send(EngineEvent::Task(status));
+                if self.tasks[i].task.state.finished() {
+                    let e = self.tasks.remove(i);
+                    self.event(
+                        "task_stop",
+                        format!("#{} {} stress ended ({}, {})", e.id, e.task.params.kind().as_str(), e.task.state.label(), e.origin),
+                    );
+                    continue;
+                }
+            }
+            i += 1;
+        }
+    }
+
+    /// One control tick.
+    async fn tick(&mut self, now: f64) {
+        self.ticks += 1;
+        let info = self.cluster.info();
+        let mut cluster_errors = Vec::new();
+        let dep = match self.cluster.deployment().await {
+            Ok(d) => Some(d),
+            Err(e) => {
+                cluster_errors.push(format!("deployment: {e}"));
+                None
+            }
+        };
+        let pods = match self.cluster.pods().await {
+            Ok(p) => p,
+            Err(e) => {
+                cluster_errors.push(format!("pods: {e}"));
+                Vec::new()
+            }
+        };
+        let live_hpa = match self.cluster.hpa().await {
+            Ok(h) => h,
+            Err(e) => {
+                cluster_errors.push(format!("hpa: {e}"));
+                None
+            }
+        };
+        let query = MetricsQuery {
+            now,
+            namespace: info.namespace.clone(),
+            deployment: info.deployment.clone(),
+            container: self.cfg.cluster.container.clone(),
+            pods: pods.clone(),
+        };
+        let sample = self.metrics.sample(&query).await;
+
+        // Scale changes seen on the target feed the shadow HPA's rate-limit history.
+        if let Some(d) = &dep {
+            if let Some(prev) = self.prev_spec.filter(|p| *p != d.spec_replicas) {
+                let b = self.shadow.spec.behavior.clone();
+                self.shadow.history.record_scale(b.as_ref(), now, prev, d.spec_replicas);
+            }
+            self.prev_spec = Some(d.spec_replicas);
+        }
+        let hpa_sim = self.hpa_sim(now, dep.as_ref(), &pods, &sample);
+
+        let history: Vec<Row> = self.history.iter().cloned().collect();
+        let input = RecommendInput {
+            now,
+            elapsed_s: now - self.start,
+            mode: self.mode,
+            deployment: dep,
+            sample: &sample,
+            hpa_sim: &hpa_sim,
+            min_replicas: self.cfg.scaling.min_replicas,
+            max_replicas: self.cfg.scaling.max_replicas,
+            cpu_target: self.cfg.scaling.cpu_target,
+            memory_target: self.cfg.scaling.memory_target,
+            history: &history,
+            wait: self.clock.is_max(),
+        };
+        let mut outputs: Vec<(String, RecOutput)> = Vec::new();
+        for r in &mut self.recommenders {
+            let out = r.recommend(&input).await;
+            outputs.push((r.name().to_string(), out));
+        }
+        let driver_out = outputs.iter().find(|(n, _)| *n == self.driver).map(|(_, o)| o);
+        let g = Guardrails {
+            min: self.cfg.scaling.min_replicas,
+            max: self.cfg.scaling.max_replicas,
+            max_step: self.cfg.advisor.max_step,
+            scale_while_converging: self.cfg.advisor.scale_while_converging,
+            fallback: self.cfg.experiment.fallback,
+        };
+        let mut decision = decide_apply(self.mode, dep.as_ref(), live_hpa.as_ref(), &self.driver, driver_out, &hpa_sim, g);
+        if self.mode == Mode::HpaOnly && live_hpa.is_none() && !self.cfg.cluster.read_only {
+            // Someone removed the HPA while it is in control: put it back.
+            let spec = self.hpa_spec.clone();
+            match self.cluster.ensure_hpa(&spec).await {
+                Ok(_) => self.event("hpa", "HPA was missing in hpa_only; re-created"),
+                Err(e) => self.event("error", format!("cannot ensure the HPA: {e}")),
+            }
+        }
+        if let (Some(to), Some(d)) = (decision.scale_to, dep) {
+            match self.cluster.scale(to).await {
+                Ok(()) => {
+                    self.event("scale", format!("{} -> {to} by {}", d.spec_replicas, decision.applied_by));
+                    self.prev_spec = Some(to);
+                    let b = self.shadow.spec.behavior.clone();
+                    self.shadow.history.record_scale(b.as_ref(), now, d.spec_replicas, to);
+                }
+                Err(e) => {
+                    self.event("error", format!("scale to {to} failed: {e}"));
+                    decision.note = format!("scale failed: {e}");
+                    decision.applied_replicas = Some(d.spec_replicas);
+                }
+            }
+        }
+
+        let (workers, mib, stress_pods) = self.tasks.iter().fold((0u32, 0u64, 0u32), |(w, m, p), t| {
+            let (tw, tm) = t.task.load();
+            (w + tw, m + tm, p + t.task.pods().len() as u32)
+        });
+        let mut row = Row {
+            t: now,
+            elapsed_s: now - self.start,
+            mode: self.mode,
+            current_replicas: dep.map(|d| d.spec_replicas),
+            ready_replicas: dep.map(|d| d.ready_replicas),
+            cpu_millicores: sample.cpu_millicores,
+            memory_mebibytes: sample.memory_mebibytes,
+            cpu_request_millicores: sample.cpu_request_millicores,
+            memory_request_mebibytes: sample.memory_request_mebibytes,
+            pod_count: sample.pod_count,
+            hpa_sim,
+            hpa_current_replicas: live_hpa.as_ref().and_then(|h| h.current_replicas),
+            hpa_desired_replicas: live_hpa.as_ref().and_then(|h| h.desired_replicas),
+            applied_replicas: decision.applied_replicas,
+            applied_by: decision.applied_by,
+            backend: info.backend.clone(),
+            metrics_source: self.metrics.name().to_string(),
+            metrics_status: sample.status.label(),
+            cluster_status: if cluster_errors.is_empty() { "ok".into() } else { cluster_errors.join("; ") },
+            hpa_present: Some(live_hpa.is_some()),
+            applied_note: decision.note,
+            traffic: sample.traffic,
+            stress_cpu_workers: workers,
+            stress_memory_mib: mib,
+            stress_pods,
+            driver: self.driver.clone(),
+            scenario: self.scenario.as_ref().map(|s| s.name.clone()).unwrap_or_default(),
+            ..Row::default()
+        };
+        for (name, out) in outputs {
+            if name == "ai" {
+                let mut ai = out.ai.unwrap_or_default();
+                if ai.status.is_none() {
+                    ai.status = Some(out.status.clone());
+                }
+                if ai.recommended_replicas.is_none() {
+                    ai.recommended_replicas = out.replicas;
+                }
+                row.ai = ai;
+            } else {
+                row.recommenders.push(RecommenderCells { name, replicas: out.replicas, status: out.status, values: out.values });
+            }
+        }
+        if let Err(e) = self.recorder.write_row(&row) {
+            self.send(EngineEvent::Notice(format!("cannot write the CSV: {e}")));
+        }
+        self.history.push_back(row.clone());
+        while self.history.len() > HISTORY_ROWS {
+            self.history.pop_front();
+        }
+        self.send(EngineEvent::Sample(Box::new(row)));
+    }
+
+    /// The HPA algorithm on this tick's observation (a shadow: it never scales anything).
+    fn hpa_sim(&mut self, now: f64, dep: Option<&DeploymentState>, pods: &[PodInfo], sample: &MetricsSample) -> HpaSim {
+        let Some(dep) = dep else {
+            return HpaSim { action: String::new(), reason: "deployment state unknown".into(), ..HpaSim::default() };
+        };
+        let mut per_pod: Vec<PodUsage> = sample.per_pod.clone();
+        if per_pod.is_empty() && (sample.cpu_millicores.is_some() || sample.memory_mebibytes.is_some()) {
+            // Only averages are known (e.g. Prometheus without per-pod series): give every ready
+            // pod the average.
+            per_pod = pods
+                .iter()
+                .filter(|p| p.is_ready())
+                .map(|p| PodUsage {
+                    pod: p.name.clone(),
+                    cpu_m: sample.cpu_millicores,
+                    memory_mib: sample.memory_mebibytes,
+                    at: sample.at,
+                    window_s: 60.0,
+                })
+                .collect();
+        }
+        let obs = hpa::Observation {
+            spec_replicas: dep.spec_replicas,
+            status_replicas: dep.status_replicas,
+            pods: pods.iter().map(|p| to_hpa_pod(p, now)).collect(),
+            pod_resource_metrics: per_pod.iter().map(|u| to_hpa_sample(u, now)).collect(),
+        };
+        let out = self.shadow.sync(now, &obs, ReconcileOptions { store_scale_events: false });
+        let cpu = out.proposal_for("cpu");
+        let mem = out.proposal_for("memory");
+        let desired = out.desired_replicas;
+        let action = match desired.cmp(&dep.spec_replicas) {
+            std::cmp::Ordering::Greater => "scale_up",
+            std::cmp::Ordering::Less => "scale_down",
+            std::cmp::Ordering::Equal => "no_change",
+        };
+        let mut reasons: Vec<String> = out
+            .metrics
+            .iter()
+            .filter_map(|m| m.error.as_ref().map(|e| format!("{}: {e}", m.name)))
+            .collect();
+        reasons.extend(
+            out.conditions
+                .iter()
+                .filter(|c| c.kind != "ScalingActive" || !c.status)
+                .filter(|c| !matches!(c.reason, "ReadyForNewScale" | "DesiredWithinRange" | "SucceededRescale" | "ValidMetricFound"))
+                .map(|c| c.reason.to_string()),
+        );
+        HpaSim {
+            desired: Some(desired),
+            raw_desired: out.metric_desired_replicas,
+            cpu_desired: cpu.map(|p| p.replicas),
+            mem_desired: mem.map(|p| p.replicas),
+            action: action.into(),
+            cpu_ratio: cpu.map(|p| p.trace.usage_ratio),
+            mem_ratio: mem.map(|p| p.trace.usage_ratio),
+            reason: reasons.join("; "),
+        }
+    }
+
+    async fn finish(mut self, reason: String) -> RunSummary {
+        let mut tasks = std::mem::take(&mut self.tasks);
+        for t in &mut tasks {
+            t.task.stop(self.cluster.as_ref()).await;
+            let now = self.clock.now();
+            self.event("task_stop", format!("#{} {} stress stopped at exit ({})", t.id, t.task.params.kind().as_str(), t.task.state.label()));
+            let status = self.task_status(t, now);
+            self.send(EngineEvent::Task(status));
+        }
+        for r in &mut self.recommenders {
+            r.shutdown().await;
+        }
+        let restored = if self.cfg.cluster.keep_changes {
+            vec!["kept scaletui's changes (--keep-changes)".to_string()]
+        } else {
+            match self.cluster.restore().await {
+                Ok(done) => done,
+                Err(e) => vec![format!("restore failed: {e}")],
+            }
+        };
+        for r in &restored {
+            self.event("restore", r.clone());
+        }
+        if self.dropped_events > 0 {
+            let n = self.dropped_events;
+            self.event("notice", format!("{n} display updates were dropped (the front end was busy); the CSV is complete"));
+        }
+        self.event("run_end", format!("{reason}; {} rows", self.recorder.rows_written));
+        let _ = self.recorder.flush();
+        let summary = RunSummary {
+            reason: reason.clone(),
+            rows: self.recorder.rows_written,
+            csv_path: self.recorder.csv_path.clone(),
+            events_path: self.recorder.events_path.clone(),
+            restored: restored.clone(),
+        };
+        let _ = self
+            .events
+            .send(EngineEvent::Finished {
+                reason,
+                rows: summary.rows,
+                csv_path: summary.csv_path.clone(),
+                events_path: summary.events_path.clone(),
+                restored,
+            })
+            .await;
+        summary
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dep(spec: i32, ready: i32) -> DeploymentState {
+        DeploymentState { spec_replicas: spec, status_replicas: spec, ready_replicas: ready, available_replicas: ready }
+    }
+
+    fn g() -> Guardrails {
+        Guardrails { min: 1, max: 10, max_step: 0, scale_while_converging: false, fallback: Fallback::HpaSim }
+    }
+
+    fn ai(n: Option<i32>) -> RecOutput {
+        RecOutput { replicas: n, status: if n.is_some() { "parsed".into() } else { "failed: timeout".into() }, ..RecOutput::default() }
+    }
+
+    #[test]
+    fn ai_scaler_applies_clamped_recommendations() {
+        let sim = HpaSim { desired: Some(4), ..HpaSim::default() };
+        let d = decide_apply(Mode::AiScaler, Some(&dep(3, 3)), None, "ai", Some(&ai(Some(25))), &sim, g());
+        assert_eq!((d.scale_to, d.applied_by.as_str()), (Some(10), "ai"));
+        let d = decide_apply(Mode::AiScaler, Some(&dep(3, 3)), None, "ai", Some(&ai(Some(3))), &sim, g());
+        assert_eq!((d.scale_to, d.applied_by.as_str()), (None, "ai_no_change"));
+        let d = decide_apply(Mode::AiScaler, Some(&dep(3, 3)), None, "ai", Some(&ai(Some(9))), &sim, Guardrails { max_step: 2, ..g() });
+        assert_eq!(d.scale_to, Some(5));
+    }
+
+    #[test]
+    fn ai_scaler_waits_for_convergence_and_falls_back() {
+        let sim = HpaSim { desired: Some(4), ..HpaSim::default() };
+        let d = decide_apply(Mode::AiScaler, Some(&dep(5, 3)), None, "ai", Some(&ai(Some(7))), &sim, g());
+        assert_eq!((d.scale_to, d.applied_by.as_str()), (None, "ai_no_change"));
+        assert!(d.note.contains("converge"));
+        let d = decide_apply(Mode::AiScaler, Some(&dep(3, 3)), None, "ai", Some(&ai(None)), &sim, g());
+        assert_eq!((d.scale_to, d.applied_by.as_str()), (Some(4), "hpa_sim"));
+        assert!(d.note.contains("timeout"));
+        let d = decide_apply(Mode::AiScaler, Some(&dep(3, 3)), None, "ai", None, &sim, Guardrails { fallback: Fallback::Hold, ..g() });
+        assert_eq!((d.scale_to, d.applied_by.as_str()), (None, "hold"));
+    }
+
+    #[test]
+    fn other_modes_never_scale() {
+        let sim = HpaSim { desired: Some(4), ..HpaSim::default() };
+        let h = HpaInfo { name: "h".into(), min_replicas: 1, max_replicas: 10, current_replicas: Some(3), desired_replicas: Some(6), conditions: vec![] };
+        let d = decide_apply(Mode::HpaOnly, Some(&dep(3, 3)), Some(&h), "ai", Some(&ai(Some(9))), &sim, g());
+        assert_eq!((d.scale_to, d.applied_replicas, d.applied_by.as_str()), (None, Some(6), "hpa"));
+        let d = decide_apply(Mode::Comparison, Some(&dep(3, 3)), Some(&h), "ai", Some(&ai(Some(9))), &sim, g());
+        assert_eq!((d.scale_to, d.applied_replicas, d.applied_by.as_str()), (None, Some(3), "observation_only"));
+    }
+}

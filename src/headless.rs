@@ -1,0 +1,124 @@
+//! `scaletui --headless`: the experiment without a dashboard. One progress line per tick on
+//! stderr; the CSV paths on stdout at the end. Ctrl-C or SIGTERM end the run cleanly (the CSV
+//! keeps complete rows); a second one exits at once.
+
+use std::io::Write;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::engine::experiment::{Experiment, RunSummary};
+use crate::engine::messages::EngineEvent;
+use crate::engine::record::Row;
+use crate::run::{self, SetupError};
+
+/// Run headless; returns the summary.
+pub async fn run(cfg: Config) -> Result<RunSummary, SetupError> {
+    let parts = run::build(&cfg, false).await?;
+    let experiment = Experiment::new(parts.setup)
+        .map_err(|e| SetupError(format!("cannot create the record in {}: {e}", cfg.experiment.output_dir.display())))?;
+    let shutdown = CancellationToken::new();
+    spawn_signal_watcher(shutdown.clone());
+    let total = (cfg.experiment.duration > 0.0).then_some(cfg.experiment.duration * 60.0);
+    let mut events = parts.events;
+    let printer = tokio::spawn(async move {
+        let stderr = std::io::stderr();
+        while let Some(e) = events.recv().await {
+            let mut err = stderr.lock();
+            let _ = match &e {
+                EngineEvent::Started(info) => writeln!(
+                    err,
+                    "scaletui: {} backend ({}/{}), mode {}, interval {}s, speed {}, metrics {}{} -> {}",
+                    info.cluster.backend,
+                    info.cluster.namespace,
+                    info.cluster.deployment,
+                    info.mode,
+                    info.interval_s,
+                    info.speed,
+                    info.metrics_source,
+                    info.scenario.as_deref().map(|s| format!(", scenario {s}")).unwrap_or_default(),
+                    info.csv_path.display()
+                ),
+                EngineEvent::Sample(row) => writeln!(err, "{}", progress_line(row, total)),
+                EngineEvent::Event(ev) if ev.kind != "run_start" => {
+                    writeln!(err, "  [{:>7.0}s] {}: {}", ev.elapsed_s, ev.kind, ev.detail)
+                }
+                EngineEvent::Notice(n) => writeln!(err, "  note: {n}"),
+                EngineEvent::Finished { .. } => break,
+                _ => Ok(()),
+            };
+        }
+    });
+    let summary = experiment.run(shutdown).await;
+    let _ = printer.await;
+    eprintln!("scaletui: {} ({} rows)", summary.reason, summary.rows);
+    println!("{}", summary.csv_path.display());
+    println!("{}", summary.events_path.display());
+    Ok(summary)
+}
+
+fn progress_line(r: &Row, total: Option<f64>) -> String {
+    let opt = |v: Option<i32>| v.map_or("-".to_string(), |x| x.to_string());
+    let f0 = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.0}"));
+    let when = match total {
+        Some(t) => format!("{:>6.0}s/{t:.0}s", r.elapsed_s),
+        None => format!("{:>6.0}s", r.elapsed_s),
+    };
+    let traffic = r.traffic.map_or(String::new(), |t| {
+        format!(" rps {:.0} p95 {}ms err/s {:.1}", t.rps, f0(t.p95_ms), t.errors_per_s)
+    });
+    format!(
+        "[{when}] {} replicas {}/{} cpu {}m mem {}Mi hpa_sim {} ({}) hpa {} ai {} -> {} by {}{traffic}",
+        r.mode,
+        opt(r.ready_replicas),
+        opt(r.current_replicas),
+        f0(r.cpu_millicores),
+        f0(r.memory_mebibytes),
+        opt(r.hpa_sim.desired),
+        if r.hpa_sim.action.is_empty() { "-" } else { &r.hpa_sim.action },
+        opt(r.hpa_desired_replicas),
+        opt(r.ai.recommended_replicas),
+        opt(r.applied_replicas),
+        r.applied_by,
+    )
+}
+
+/// First Ctrl-C / SIGTERM: cancel the run (it finishes the files). Second: exit now.
+fn spawn_signal_watcher(shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut first = true;
+        loop {
+            wait_signal().await;
+            if first {
+                eprintln!("scaletui: stopping (again to force)…");
+                shutdown.cancel();
+                first = false;
+            } else {
+                std::process::exit(130);
+            }
+        }
+    });
+}
+
+/// Ctrl-C or SIGTERM.
+pub async fn wait_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

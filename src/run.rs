@@ -1,0 +1,112 @@
+//! Assembling a run from the configuration: clock, cluster, metrics source, recommenders,
+//! scenario and the engine's channels. Shared by the dashboard and the headless runner.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::config::{Backend, Config, MetricsSourceKind, Speed};
+use crate::engine::advisor::Recommender;
+use crate::engine::clock::{Clock, SharedClock};
+use crate::engine::cluster::Cluster;
+use crate::engine::cluster::sim::SimCluster;
+use crate::engine::experiment::{ExperimentSetup, hpa_spec};
+use crate::engine::messages::{EngineCommand, EngineEvent};
+use crate::engine::metrics::sim::SimMetrics;
+use crate::engine::metrics::{MetricsServer, MetricsSource};
+use crate::engine::scenario::Scenario;
+use crate::engine::types::wall_now;
+
+/// A problem that stops a run from starting, in words a user can act on.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SetupError(pub String);
+
+/// The parts of a run, ready to start.
+pub struct RunParts {
+    pub setup: ExperimentSetup,
+    pub events: mpsc::Receiver<EngineEvent>,
+    pub commands: mpsc::Sender<EngineCommand>,
+    pub cluster: Arc<dyn Cluster>,
+    pub sim: Option<Arc<SimCluster>>,
+    pub clock: SharedClock,
+}
+
+/// Find a scenario: a path, or the name of a file in `scenarios/` (with or without `.toml`).
+pub fn find_scenario(name: &str) -> Result<Scenario, SetupError> {
+    let direct = Path::new(name);
+    let candidates = [
+        direct.to_path_buf(),
+        Path::new("scenarios").join(name),
+        Path::new("scenarios").join(format!("{name}.toml")),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios").join(format!("{name}.toml")),
+    ];
+    match candidates.iter().find(|p| p.is_file()) {
+        Some(p) => Scenario::load_file(p).map_err(|e| SetupError(format!("scenario {e}"))),
+        None => Err(SetupError(format!("scenario {name}: no such file (also looked in scenarios/)"))),
+    }
+}
+
+/// Build everything a run needs. `interactive` selects the dashboard's defaults (demo load on the
+/// simulator when there is no scenario).
+pub async fn build(cfg: &Config, interactive: bool) -> Result<RunParts, SetupError> {
+    if interactive && cfg.sim.speed == Speed::Max {
+        return Err(SetupError("--speed max only works with --headless (the dashboard runs in real time)".into()));
+    }
+    let scenario = match cfg.experiment.scenario.trim() {
+        "" => None,
+        name => Some(find_scenario(name)?),
+    };
+    let (events_tx, events_rx) = mpsc::channel(4096);
+    let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    let (clock, cluster, sim): (SharedClock, Arc<dyn Cluster>, Option<Arc<SimCluster>>) = match cfg.cluster.backend {
+        Backend::Sim => {
+            let clock = Clock::new(wall_now(), cfg.sim.speed);
+            let sim = SimCluster::new(
+                &cfg.sim,
+                clock.clone(),
+                &cfg.cluster.namespace,
+                &cfg.cluster.deployment,
+                &cfg.cluster.hpa_name,
+                hpa_spec(cfg),
+                cfg.cluster.read_only,
+            );
+            let cluster: Arc<dyn Cluster> = sim.clone();
+            (clock, cluster, Some(sim))
+        }
+        Backend::Kube => {
+            return Err(SetupError(
+                "the kube backend is not part of this build yet; run on the simulated cluster (--backend sim)".into(),
+            ));
+        }
+    };
+    let metrics: Box<dyn MetricsSource> = match (cfg.metrics.source, cfg.cluster.backend) {
+        (MetricsSourceKind::Auto | MetricsSourceKind::Sim, Backend::Sim) => match &sim {
+            Some(s) => Box::new(SimMetrics::new(s.clone())),
+            None => return Err(SetupError("the simulator is missing".into())),
+        },
+        (MetricsSourceKind::Sim, Backend::Kube) => {
+            return Err(SetupError("--metrics sim needs the simulated cluster (--backend sim)".into()));
+        }
+        (MetricsSourceKind::MetricsServer, _) => Box::new(MetricsServer::new(cluster.clone())),
+        (MetricsSourceKind::Prometheus, _) | (MetricsSourceKind::Auto, Backend::Kube) => {
+            return Err(SetupError("the Prometheus metric source is not part of this build yet; use --metrics sim".into()));
+        }
+    };
+    let recommenders: Vec<Box<dyn Recommender>> = Vec::new();
+    let setup = ExperimentSetup {
+        cfg: cfg.clone(),
+        cluster: cluster.clone(),
+        sim: sim.clone(),
+        metrics,
+        recommenders,
+        clock: clock.clone(),
+        demo_load: interactive && scenario.is_none(),
+        scenario,
+        events: events_tx,
+        commands: cmd_rx,
+        wall_start: wall_now(),
+    };
+    Ok(RunParts { setup, events: events_rx, commands: cmd_tx, cluster, sim, clock })
+}
