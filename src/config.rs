@@ -13,7 +13,7 @@ use crate::engine::types::{Fallback, Mode};
 /// The shipped default configuration, embedded in the binary.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("../config.toml");
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub experiment: ExperimentConfig,
@@ -25,22 +25,6 @@ pub struct Config {
     pub load: LoadConfig,
     pub stress: StressConfig,
     pub ui: UiConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            experiment: ExperimentConfig::default(),
-            cluster: ClusterConfig::default(),
-            scaling: ScalingConfig::default(),
-            metrics: MetricsConfig::default(),
-            advisor: AdvisorConfig::default(),
-            sim: SimConfig::default(),
-            load: LoadConfig::default(),
-            stress: StressConfig::default(),
-            ui: UiConfig::default(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -128,7 +112,13 @@ pub struct ScalingConfig {
 
 impl Default for ScalingConfig {
     fn default() -> Self {
-        Self { min_replicas: 1, max_replicas: 10, cpu_target: 60, memory_target: 80, behavior: BehaviorConfig::default() }
+        Self {
+            min_replicas: 1,
+            max_replicas: 10,
+            cpu_target: 60,
+            memory_target: 80,
+            behavior: BehaviorConfig::default(),
+        }
     }
 }
 
@@ -714,17 +704,15 @@ pub fn validate(c: &Config) -> Result<(), (String, String)> {
 pub fn locate_toml_error(text: &str, e: &toml::de::Error) -> (Option<usize>, Option<String>) {
     let Some(span) = e.span() else { return (None, None) };
     let msg = e.message();
-    if let Some(rest) = msg.strip_prefix("unknown field `") {
-        if let Some(name) = rest.split('`').next() {
-            let mut offset = span.start.min(text.len());
-            for l in text[offset..].split_inclusive('\n') {
-                let t = l.trim_start();
-                if t.strip_prefix(name).is_some_and(|r| r.trim_start().starts_with('=')) {
-                    let at = offset + (l.len() - t.len());
-                    return (Some(line_of(text, at)), key_at(text, at));
-                }
-                offset += l.len();
+    if let Some(name) = msg.strip_prefix("unknown field `").and_then(|rest| rest.split('`').next()) {
+        let mut offset = span.start.min(text.len());
+        for l in text[offset..].split_inclusive('\n') {
+            let t = l.trim_start();
+            if t.strip_prefix(name).is_some_and(|r| r.trim_start().starts_with('=')) {
+                let at = offset + (l.len() - t.len());
+                return (Some(line_of(text, at)), key_at(text, at));
             }
+            offset += l.len();
         }
     }
     (Some(line_of(text, span.start)), key_at(text, span.start))

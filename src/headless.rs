@@ -64,9 +64,9 @@ fn progress_line(r: &Row, total: Option<f64>) -> String {
         Some(t) => format!("{:>6.0}s/{t:.0}s", r.elapsed_s),
         None => format!("{:>6.0}s", r.elapsed_s),
     };
-    let traffic = r.traffic.map_or(String::new(), |t| {
-        format!(" rps {:.0} p95 {}ms err/s {:.1}", t.rps, f0(t.p95_ms), t.errors_per_s)
-    });
+    let traffic = r
+        .traffic
+        .map_or(String::new(), |t| format!(" rps {:.0} p95 {}ms err/s {:.1}", t.rps, f0(t.p95_ms), t.errors_per_s));
     format!(
         "[{when}] {} replicas {}/{} cpu {}m mem {}Mi hpa_sim {} ({}) hpa {} ai {} -> {} by {}{traffic}",
         r.mode,

@@ -91,7 +91,9 @@ pub async fn build(cfg: &Config, interactive: bool) -> Result<RunParts, SetupErr
         }
         (MetricsSourceKind::MetricsServer, _) => Box::new(MetricsServer::new(cluster.clone())),
         (MetricsSourceKind::Prometheus, _) | (MetricsSourceKind::Auto, Backend::Kube) => {
-            return Err(SetupError("the Prometheus metric source is not part of this build yet; use --metrics sim".into()));
+            return Err(SetupError(
+                "the Prometheus metric source is not part of this build yet; use --metrics sim".into(),
+            ));
         }
     };
     let recommenders: Vec<Box<dyn Recommender>> = Vec::new();

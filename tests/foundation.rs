@@ -50,7 +50,10 @@ fn classic_scenario_headless_records_the_ramp() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains(&csv.display().to_string()), "prints the CSV path: {stdout}");
     let name = csv.file_name().expect("name").to_string_lossy().to_string();
-    assert!(name.starts_with("experiment_hpa_only_") && name.len() == "experiment_hpa_only_YYYYmmdd_HHMMSS.csv".len(), "{name}");
+    assert!(
+        name.starts_with("experiment_hpa_only_") && name.len() == "experiment_hpa_only_YYYYmmdd_HHMMSS.csv".len(),
+        "{name}"
+    );
 
     let (header, rows) = rows(&csv);
     assert_eq!(header[..25].join(","), SEED_COLUMNS);
@@ -84,7 +87,12 @@ fn same_seed_same_record_apart_from_wall_clock() {
     let strip = |p: &Path| -> Vec<Vec<String>> {
         let (header, rows) = rows(&csv_in(p));
         let ts = header.iter().position(|h| h == "timestamp").expect("timestamp");
-        rows.into_iter().map(|mut r| { r.remove(ts); r }).collect()
+        rows.into_iter()
+            .map(|mut r| {
+                r.remove(ts);
+                r
+            })
+            .collect()
     };
     let (ra, rb, rc) = (strip(a.path()), strip(b.path()), strip(c.path()));
     assert_eq!(ra, rb, "same seed, same rows");
@@ -159,26 +167,11 @@ fn malformed_config_is_a_one_line_error_naming_it() {
 #[test]
 fn hpa_explain_prints_the_decision_and_its_steps() {
     use std::io::Write;
-    let cases: serde_json::Value =
-        serde_json::from_str(include_str!("data/hpa_cases.json")).expect("cases");
-    let case = cases
-        .as_array()
-        .expect("array")
-        .iter()
-        .find(|c| c["id"] == "e2e-001")
-        .expect("e2e-001");
-    let mut child = bin()
-        .args(["hpa", "explain", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("starts");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(case["input"].to_string().as_bytes())
-        .expect("write");
+    let cases: serde_json::Value = serde_json::from_str(include_str!("data/hpa_cases.json")).expect("cases");
+    let case = cases.as_array().expect("array").iter().find(|c| c["id"] == "e2e-001").expect("e2e-001");
+    let mut child =
+        bin().args(["hpa", "explain", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("starts");
+    child.stdin.take().expect("stdin").write_all(case["input"].to_string().as_bytes()).expect("write");
     let out = child.wait_with_output().expect("runs");
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON out");

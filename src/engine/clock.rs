@@ -21,12 +21,7 @@ pub type SharedClock = Arc<Clock>;
 impl Clock {
     /// A clock that starts at `start_t` (Unix seconds) and runs at `speed`.
     pub fn new(start_t: f64, speed: Speed) -> SharedClock {
-        Arc::new(Self {
-            start_wall: Instant::now(),
-            start_t,
-            speed,
-            virtual_now: AtomicU64::new(start_t.to_bits()),
-        })
+        Arc::new(Self { start_wall: Instant::now(), start_t, speed, virtual_now: AtomicU64::new(start_t.to_bits()) })
     }
 
     /// The real wall clock (speed 1, starting now).

@@ -12,7 +12,10 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Backend, Config};
 use crate::engine::advisor::{RecOutput, RecommendInput, Recommender};
 use crate::engine::clock::SharedClock;
-use crate::engine::cluster::sim::{SimCluster, model::{to_hpa_pod, to_hpa_sample}};
+use crate::engine::cluster::sim::{
+    SimCluster,
+    model::{to_hpa_pod, to_hpa_sample},
+};
 use crate::engine::cluster::{Cluster, HpaChange};
 use crate::engine::hpa::{self, HpaRunner, HpaSpec, MetricSpec, ReconcileOptions};
 use crate::engine::load::Schedule;
@@ -314,6 +317,7 @@ impl Experiment {
                 .collect(),
             driver: self.driver.clone(),
             read_only: self.cfg.cluster.read_only,
+            prompt_template: crate::engine::advisor::prompt::PromptTemplate::default(),
         }
     }
 
@@ -467,6 +471,15 @@ impl Experiment {
                     self.send(EngineEvent::Notice("no AI advisor is configured".into()));
                 }
             }
+            EngineCommand::StartLoad(p) => {
+                self.event(
+                    "task_failed",
+                    format!("load ({}): the load generator is not part of this build yet", p.describe()),
+                );
+            }
+            EngineCommand::SetPromptTemplate(_) => {
+                self.send(EngineEvent::Notice("no AI advisor is configured".into()));
+            }
             EngineCommand::SetDriver(d) => {
                 if self.recommenders.iter().any(|r| r.name() == d) {
                     self.event("driver", format!("{} -> {d}", self.driver));
@@ -501,7 +514,8 @@ impl Experiment {
         self.next_task_id += 1;
         let mut entry = TaskEntry { id, task: StressTask::new(params, now), origin: origin.to_string() };
         let log = entry.task.start(self.cluster.as_ref(), now).await;
-        let label = format!("#{id} {} stress ({}, {origin})", entry.task.params.kind().as_str(), entry.task.params.describe());
+        let label =
+            format!("#{id} {} stress ({}, {origin})", entry.task.params.kind().as_str(), entry.task.params.describe());
         if entry.task.state.finished() {
             self.event("task_failed", format!("{label}: {}", entry.task.state.label()));
         } else {
@@ -525,7 +539,10 @@ impl Experiment {
         let mut entry = self.tasks.remove(pos);
         entry.task.stop(self.cluster.as_ref()).await;
         let now = self.clock.now();
-        self.event("task_stop", format!("#{id} {} stress stopped ({})", entry.task.params.kind().as_str(), entry.task.state.label()));
+        self.event(
+            "task_stop",
+            format!("#{id} {} stress stopped ({})", entry.task.params.kind().as_str(), entry.task.state.label()),
+        );
         let status = self.task_status(&entry, now);
         self.send(EngineEvent::Task(status));
     }
@@ -545,7 +562,13 @@ impl Experiment {
                     let e = self.tasks.remove(i);
                     self.event(
                         "task_stop",
-                        format!("#{} {} stress ended ({}, {})", e.id, e.task.params.kind().as_str(), e.task.state.label(), e.origin),
+                        format!(
+                            "#{} {} stress ended ({}, {})",
+                            e.id,
+                            e.task.params.kind().as_str(),
+                            e.task.state.label(),
+                            e.origin
+                        ),
                     );
                     continue;
                 }
@@ -627,7 +650,8 @@ impl Experiment {
             scale_while_converging: self.cfg.advisor.scale_while_converging,
             fallback: self.cfg.experiment.fallback,
         };
-        let mut decision = decide_apply(self.mode, dep.as_ref(), live_hpa.as_ref(), &self.driver, driver_out, &hpa_sim, g);
+        let mut decision =
+            decide_apply(self.mode, dep.as_ref(), live_hpa.as_ref(), &self.driver, driver_out, &hpa_sim, g);
         if self.mode == Mode::HpaOnly && live_hpa.is_none() && !self.cfg.cluster.read_only {
             // Someone removed the HPA while it is in control: put it back.
             let spec = self.hpa_spec.clone();
@@ -697,7 +721,12 @@ impl Experiment {
                 }
                 row.ai = ai;
             } else {
-                row.recommenders.push(RecommenderCells { name, replicas: out.replicas, status: out.status, values: out.values });
+                row.recommenders.push(RecommenderCells {
+                    name,
+                    replicas: out.replicas,
+                    status: out.status,
+                    values: out.values,
+                });
             }
         }
         if let Err(e) = self.recorder.write_row(&row) {
@@ -746,16 +775,18 @@ impl Experiment {
             std::cmp::Ordering::Less => "scale_down",
             std::cmp::Ordering::Equal => "no_change",
         };
-        let mut reasons: Vec<String> = out
-            .metrics
-            .iter()
-            .filter_map(|m| m.error.as_ref().map(|e| format!("{}: {e}", m.name)))
-            .collect();
+        let mut reasons: Vec<String> =
+            out.metrics.iter().filter_map(|m| m.error.as_ref().map(|e| format!("{}: {e}", m.name))).collect();
         reasons.extend(
             out.conditions
                 .iter()
                 .filter(|c| c.kind != "ScalingActive" || !c.status)
-                .filter(|c| !matches!(c.reason, "ReadyForNewScale" | "DesiredWithinRange" | "SucceededRescale" | "ValidMetricFound"))
+                .filter(|c| {
+                    !matches!(
+                        c.reason,
+                        "ReadyForNewScale" | "DesiredWithinRange" | "SucceededRescale" | "ValidMetricFound"
+                    )
+                })
                 .map(|c| c.reason.to_string()),
         );
         HpaSim {
@@ -775,7 +806,15 @@ impl Experiment {
         for t in &mut tasks {
             t.task.stop(self.cluster.as_ref()).await;
             let now = self.clock.now();
-            self.event("task_stop", format!("#{} {} stress stopped at exit ({})", t.id, t.task.params.kind().as_str(), t.task.state.label()));
+            self.event(
+                "task_stop",
+                format!(
+                    "#{} {} stress stopped at exit ({})",
+                    t.id,
+                    t.task.params.kind().as_str(),
+                    t.task.state.label()
+                ),
+            );
             let status = self.task_status(t, now);
             self.send(EngineEvent::Task(status));
         }
@@ -795,7 +834,10 @@ impl Experiment {
         }
         if self.dropped_events > 0 {
             let n = self.dropped_events;
-            self.event("notice", format!("{n} display updates were dropped (the front end was busy); the CSV is complete"));
+            self.event(
+                "notice",
+                format!("{n} display updates were dropped (the front end was busy); the CSV is complete"),
+            );
         }
         self.event("run_end", format!("{reason}; {} rows", self.recorder.rows_written));
         let _ = self.recorder.flush();
@@ -833,7 +875,11 @@ mod tests {
     }
 
     fn ai(n: Option<i32>) -> RecOutput {
-        RecOutput { replicas: n, status: if n.is_some() { "parsed".into() } else { "failed: timeout".into() }, ..RecOutput::default() }
+        RecOutput {
+            replicas: n,
+            status: if n.is_some() { "parsed".into() } else { "failed: timeout".into() },
+            ..RecOutput::default()
+        }
     }
 
     #[test]
@@ -843,7 +889,15 @@ mod tests {
         assert_eq!((d.scale_to, d.applied_by.as_str()), (Some(10), "ai"));
         let d = decide_apply(Mode::AiScaler, Some(&dep(3, 3)), None, "ai", Some(&ai(Some(3))), &sim, g());
         assert_eq!((d.scale_to, d.applied_by.as_str()), (None, "ai_no_change"));
-        let d = decide_apply(Mode::AiScaler, Some(&dep(3, 3)), None, "ai", Some(&ai(Some(9))), &sim, Guardrails { max_step: 2, ..g() });
+        let d = decide_apply(
+            Mode::AiScaler,
+            Some(&dep(3, 3)),
+            None,
+            "ai",
+            Some(&ai(Some(9))),
+            &sim,
+            Guardrails { max_step: 2, ..g() },
+        );
         assert_eq!(d.scale_to, Some(5));
     }
 
@@ -856,14 +910,29 @@ mod tests {
         let d = decide_apply(Mode::AiScaler, Some(&dep(3, 3)), None, "ai", Some(&ai(None)), &sim, g());
         assert_eq!((d.scale_to, d.applied_by.as_str()), (Some(4), "hpa_sim"));
         assert!(d.note.contains("timeout"));
-        let d = decide_apply(Mode::AiScaler, Some(&dep(3, 3)), None, "ai", None, &sim, Guardrails { fallback: Fallback::Hold, ..g() });
+        let d = decide_apply(
+            Mode::AiScaler,
+            Some(&dep(3, 3)),
+            None,
+            "ai",
+            None,
+            &sim,
+            Guardrails { fallback: Fallback::Hold, ..g() },
+        );
         assert_eq!((d.scale_to, d.applied_by.as_str()), (None, "hold"));
     }
 
     #[test]
     fn other_modes_never_scale() {
         let sim = HpaSim { desired: Some(4), ..HpaSim::default() };
-        let h = HpaInfo { name: "h".into(), min_replicas: 1, max_replicas: 10, current_replicas: Some(3), desired_replicas: Some(6), conditions: vec![] };
+        let h = HpaInfo {
+            name: "h".into(),
+            min_replicas: 1,
+            max_replicas: 10,
+            current_replicas: Some(3),
+            desired_replicas: Some(6),
+            conditions: vec![],
+        };
         let d = decide_apply(Mode::HpaOnly, Some(&dep(3, 3)), Some(&h), "ai", Some(&ai(Some(9))), &sim, g());
         assert_eq!((d.scale_to, d.applied_replicas, d.applied_by.as_str()), (None, Some(6), "hpa"));
         let d = decide_apply(Mode::Comparison, Some(&dep(3, 3)), Some(&h), "ai", Some(&ai(Some(9))), &sim, g());

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::engine::advisor::prompt::PromptTemplate;
+use crate::engine::load::LoadParams;
 use crate::engine::record::{RecordedEvent, Row};
 use crate::engine::stress::StressParams;
 use crate::engine::types::{ClusterInfo, Mode};
@@ -51,6 +53,8 @@ pub struct RunInfo {
     pub recommenders: Vec<(String, Vec<String>)>,
     pub driver: String,
     pub read_only: bool,
+    /// The advisor's prompt template in effect (for the prompt editor).
+    pub prompt_template: PromptTemplate,
 }
 
 /// Streaming progress of the LLM advisor.
@@ -74,7 +78,13 @@ pub enum EngineEvent {
     Advisor(AdvisorEvent),
     /// Something the user should see that is not a recorded event.
     Notice(String),
-    Finished { reason: String, rows: u64, csv_path: PathBuf, events_path: PathBuf, restored: Vec<String> },
+    Finished {
+        reason: String,
+        rows: u64,
+        csv_path: PathBuf,
+        events_path: PathBuf,
+        restored: Vec<String>,
+    },
 }
 
 /// Front end → engine.
@@ -82,8 +92,11 @@ pub enum EngineEvent {
 pub enum EngineCommand {
     SetMode(Mode),
     StartStress(StressParams),
+    StartLoad(LoadParams),
     StopTask(TaskId),
     AskAdvisor,
+    /// Replace the advisor's prompt template for the rest of the run.
+    SetPromptTemplate(PromptTemplate),
     SetDriver(String),
     Shutdown,
 }

@@ -8,7 +8,7 @@ pub mod load;
 pub mod messages;
 pub mod metrics;
 pub mod record;
+pub mod rng;
 pub mod scenario;
 pub mod stress;
-pub mod rng;
 pub mod types;

@@ -155,7 +155,9 @@ impl Scenario {
                 return Err(format!("stress window {}: at_s and duration_s must be >= 0", i + 1));
             }
             match s.kind {
-                StressKind::Cpu if s.workers == Some(0) => return Err(format!("stress window {}: workers must be >= 1", i + 1)),
+                StressKind::Cpu if s.workers == Some(0) => {
+                    return Err(format!("stress window {}: workers must be >= 1", i + 1));
+                }
                 StressKind::Memory if s.mib.is_none() || s.mib == Some(0) => {
                     return Err(format!("stress window {}: memory stress needs mib >= 1", i + 1));
                 }
@@ -164,10 +166,8 @@ impl Scenario {
         }
         let mut modes = f.mode.clone();
         modes.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
-        if let Some(b) = f.baseline_rps {
-            if !(b >= 0.0) {
-                return Err("baseline_rps must be >= 0".into());
-            }
+        if f.baseline_rps.is_some_and(|b| !(b >= 0.0)) {
+            return Err("baseline_rps must be >= 0".into());
         }
         Ok(Scenario {
             name: f.name.unwrap_or_else(|| fallback_name.to_string()),
@@ -200,7 +200,10 @@ impl LoadPhaseFile {
 
     fn to_schedule(&self, base_dir: &Path) -> Result<Schedule, String> {
         Ok(match self.pattern.as_str() {
-            "constant" => Schedule::Constant { rps: self.need(self.rps, "rps")?, duration_s: self.need(self.duration_s, "duration_s")? },
+            "constant" => Schedule::Constant {
+                rps: self.need(self.rps, "rps")?,
+                duration_s: self.need(self.duration_s, "duration_s")?,
+            },
             "ramp" => Schedule::Ramp {
                 start_rps: self.need(self.start_rps, "start_rps")?,
                 end_rps: self.need(self.end_rps, "end_rps")?,
@@ -306,7 +309,8 @@ mib = 55
 
     #[test]
     fn errors_name_the_problem() {
-        let e = Scenario::parse("[[load]]\npattern = \"ramp\"\nstart_rps = 1\n", Path::new("."), "x").expect_err("incomplete");
+        let e = Scenario::parse("[[load]]\npattern = \"ramp\"\nstart_rps = 1\n", Path::new("."), "x")
+            .expect_err("incomplete");
         assert!(e.contains("load phase 1") && e.contains("end_rps"), "{e}");
         let e = Scenario::parse("[[load]]\npatern = \"ramp\"\n", Path::new("."), "x").expect_err("typo");
         assert!(e.contains("line 2"), "{e}");

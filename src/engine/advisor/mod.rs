@@ -2,6 +2,8 @@
 //! `ai`, it fills the seed's `ai_*` columns); built-in ones get `<name>_replicas`,
 //! `<name>_status` and their own columns. In `ai_scaler` the configured driver's answer is applied.
 
+pub mod prompt;
+
 use async_trait::async_trait;
 
 use crate::engine::record::{AiColumns, HpaSim, Row};

@@ -90,10 +90,8 @@ pub fn calculate_requests(
                 }
             }
         }
-        if !found {
-            if let Some(name) = container {
-                return Err(format!("container {name} not found in Pod {}", pod.name));
-            }
+        if let (false, Some(name)) = (found, container) {
+            return Err(format!("container {name} not found in Pod {}", pod.name));
         }
         out.insert(pod.name.clone(), request);
     }
@@ -113,26 +111,17 @@ pub fn extract_resource_metrics(
     let mut out = PodMetrics::new();
     for s in samples {
         let value = match container {
-            Some(name) => s
-                .containers
-                .iter()
-                .find(|c| c.name == name)
-                .and_then(|c| c.usage_of(resource)),
+            Some(name) => s.containers.iter().find(|c| c.name == name).and_then(|c| c.usage_of(resource)),
             None => {
                 if s.containers.is_empty() {
                     None
                 } else {
-                    s.containers
-                        .iter()
-                        .try_fold(0i64, |acc, c| c.usage_of(resource).map(|u| acc.saturating_add(u)))
+                    s.containers.iter().try_fold(0i64, |acc, c| c.usage_of(resource).map(|u| acc.saturating_add(u)))
                 }
             }
         };
         if let Some(value) = value {
-            out.insert(
-                s.pod.clone(),
-                PodMetric { value, timestamp_age_s: s.timestamp_age_s, window_s: s.window_s },
-            );
+            out.insert(s.pod.clone(), PodMetric { value, timestamp_age_s: s.timestamp_age_s, window_s: s.window_s });
         }
     }
     Ok(out)
@@ -197,7 +186,7 @@ pub fn ceil_i32(x: f64) -> i32 {
 
 /// `int64(math.Ceil(x))` clamped to MaxInt64.
 pub fn ceil_i64(x: f64) -> i64 {
-    if x >= 9.223_372_036_854_775_807e18 { i64::MAX } else { x.ceil() as i64 }
+    if x >= i64::MAX as f64 { i64::MAX } else { x.ceil() as i64 }
 }
 
 /// How a proposal was reached, for `hpa explain`.
@@ -275,13 +264,7 @@ pub fn resource_utilization_replicas(
     if pods.is_empty() {
         return Err("no pods returned by selector while calculating replica count".into());
     }
-    let groups = group_pods(
-        pods,
-        &metrics,
-        Some(resource),
-        cpu_initialization_period_s,
-        initial_readiness_delay_s,
-    );
+    let groups = group_pods(pods, &metrics, Some(resource), cpu_initialization_period_s, initial_readiness_delay_s);
     for p in groups.ignored_pods.iter().chain(groups.unready_pods.iter()) {
         metrics.remove(p);
     }
@@ -333,7 +316,8 @@ pub fn resource_utilization_replicas(
         }
     }
     let (new_ratio, _, _) = utilization_ratio(&metrics, &requests, target_utilization)?;
-    let replicas = Conservative { current_replicas, tolerances }.decide(usage_ratio, new_ratio, metrics.len(), &mut trace);
+    let replicas =
+        Conservative { current_replicas, tolerances }.decide(usage_ratio, new_ratio, metrics.len(), &mut trace);
     Ok(done(replicas, trace))
 }
 
@@ -393,7 +377,8 @@ pub fn plain_metric_replicas(
         }
     }
     let (new_ratio, _) = self::usage_ratio(&metrics, target_usage);
-    let replicas = Conservative { current_replicas, tolerances }.decide(usage_ratio, new_ratio, metrics.len(), &mut trace);
+    let replicas =
+        Conservative { current_replicas, tolerances }.decide(usage_ratio, new_ratio, metrics.len(), &mut trace);
     Ok(done(replicas, trace))
 }
 
@@ -402,10 +387,7 @@ pub fn ready_pods_count(pods: &[Pod]) -> Result<i64, String> {
     if pods.is_empty() {
         return Err("no pods returned by selector while calculating replica count".into());
     }
-    Ok(pods
-        .iter()
-        .filter(|p| p.phase == PodPhase::Running && p.ready_is("True"))
-        .count() as i64)
+    Ok(pods.iter().filter(|p| p.phase == PodPhase::Running && p.ready_is("True")).count() as i64)
 }
 
 /// `getUsageRatioReplicaCount` (§2.5): Object and External `value` targets.

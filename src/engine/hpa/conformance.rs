@@ -124,8 +124,9 @@ fn replica_calc(input: &Value, expect: &Value) -> Result<(), String> {
         "pods_average_value" => {
             let samples: Vec<PodValueSample> = opt_field(input, "pod_metrics")?.unwrap_or_default();
             let avg = target.average_value_milli.ok_or("target lacks average_value_milli")?;
-            calc::extract_value_metrics(&samples)
-                .and_then(|m| calc::plain_metric_replicas(m, current, avg, &tol, &pods, resource.as_deref(), init, delay))
+            calc::extract_value_metrics(&samples).and_then(|m| {
+                calc::plain_metric_replicas(m, current, avg, &tol, &pods, resource.as_deref(), init, delay)
+            })
         }
         "object_value" => {
             let usage: i64 = field(input, "object_metric_milli")?;
@@ -296,7 +297,11 @@ fn store_scale_event(input: &Value, expect: &Value) -> Result<(), String> {
     for up in [true, false] {
         let mut events = previous.clone();
         if let Some(r) = &rules {
-            let (b_up, b_down) = if up { (r.clone(), ScalingRules::default_scale_down()) } else { (ScalingRules::default_scale_up(), r.clone()) };
+            let (b_up, b_down) = if up {
+                (r.clone(), ScalingRules::default_scale_down())
+            } else {
+                (ScalingRules::default_scale_up(), r.clone())
+            };
             let behavior = Behavior { scale_up: b_up, scale_down: b_down };
             let new = if up { prev_replicas + change } else { prev_replicas - change };
             let rules = if new > prev_replicas { &behavior.scale_up } else { &behavior.scale_down };

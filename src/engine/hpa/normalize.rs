@@ -119,10 +119,7 @@ pub fn stabilize_behavior(
 
 /// `getReplicasChangePerPeriod`: changes of events strictly younger than the period.
 pub fn replicas_change_per_period(period_s: i32, events: &[ScaleEvent]) -> i32 {
-    events
-        .iter()
-        .filter(|e| e.age_s < f64::from(period_s))
-        .fold(0i32, |acc, e| acc.saturating_add(e.replica_change))
+    events.iter().filter(|e| e.age_s < f64::from(period_s)).fold(0i32, |acc, e| acc.saturating_add(e.replica_change))
 }
 
 /// `calculateScaleUpLimitWithScalingRules`: the raw policy limit.
@@ -144,7 +141,12 @@ pub fn scale_up_limit(current: i32, up_events: &[ScaleEvent], down_events: &[Sca
 }
 
 /// `calculateScaleDownLimitWithBehaviors`: the raw policy limit.
-pub fn scale_down_limit(current: i32, up_events: &[ScaleEvent], down_events: &[ScaleEvent], rules: &ScalingRules) -> i32 {
+pub fn scale_down_limit(
+    current: i32,
+    up_events: &[ScaleEvent],
+    down_events: &[ScaleEvent],
+    rules: &ScalingRules,
+) -> i32 {
     let (mut result, pick): (i32, fn(i32, i32) -> i32) = match rules.select_policy {
         SelectPolicy::Disabled => return current,
         SelectPolicy::Min => (i32::MIN, std::cmp::max),
@@ -169,6 +171,7 @@ fn period_start(current: i32, period_s: i32, up_events: &[ScaleEvent], down_even
 }
 
 /// `convertDesiredReplicasWithBehaviorRate` (§6.3).
+#[allow(clippy::too_many_arguments)]
 pub fn convert_with_behavior(
     current: i32,
     desired: i32,

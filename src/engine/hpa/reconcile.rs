@@ -98,10 +98,21 @@ pub struct Condition {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum Step {
-    InitialRecommendation { replicas: i32 },
-    GuardRail { reason: &'static str, desired_replicas: i32 },
-    Metrics { outcomes: Vec<MetricOutcome> },
-    MaxOverMetrics { replicas: i32, invalid_metrics: usize, hard_failure: bool },
+    InitialRecommendation {
+        replicas: i32,
+    },
+    GuardRail {
+        reason: &'static str,
+        desired_replicas: i32,
+    },
+    Metrics {
+        outcomes: Vec<MetricOutcome>,
+    },
+    MaxOverMetrics {
+        replicas: i32,
+        invalid_metrics: usize,
+        hard_failure: bool,
+    },
     Stabilization {
         path: &'static str,
         before: i32,
@@ -126,8 +137,15 @@ pub enum Step {
         min_replicas: i32,
         max_replicas: i32,
     },
-    Decision { current_replicas: i32, desired_replicas: i32, rescale: bool },
-    ScaleEventStored { direction: &'static str, replica_change: i32 },
+    Decision {
+        current_replicas: i32,
+        desired_replicas: i32,
+        rescale: bool,
+    },
+    ScaleEventStored {
+        direction: &'static str,
+        replica_change: i32,
+    },
 }
 
 /// Histories after the sync, as ages (the new records have age 0).
@@ -157,10 +175,7 @@ pub struct ReconcileOutput {
 impl ReconcileOutput {
     /// The proposal of the first metric named `resource` (e.g. `cpu`).
     pub fn proposal_for(&self, resource: &str) -> Option<&Proposal> {
-        self.metrics
-            .iter()
-            .find(|m| m.name == resource)
-            .and_then(|m| m.proposal.as_ref())
+        self.metrics.iter().find(|m| m.name == resource).and_then(|m| m.proposal.as_ref())
     }
 }
 
@@ -209,13 +224,22 @@ pub fn reconcile_with(input: &ReconcileInput, opts: ReconcileOptions) -> Reconci
 
     let (desired, mut rescale) = if current == 0 && min_replicas != 0 {
         conditions.push(Condition { kind: "ScalingActive", status: false, reason: "ScalingDisabled" });
-        steps.push(Step::GuardRail { reason: "scaling is disabled since the replica count of the target is zero", desired_replicas: 0 });
+        steps.push(Step::GuardRail {
+            reason: "scaling is disabled since the replica count of the target is zero",
+            desired_replicas: 0,
+        });
         (0, false)
     } else if current > max_replicas {
-        steps.push(Step::GuardRail { reason: "current number of replicas above spec.maxReplicas", desired_replicas: max_replicas });
+        steps.push(Step::GuardRail {
+            reason: "current number of replicas above spec.maxReplicas",
+            desired_replicas: max_replicas,
+        });
         (max_replicas, true)
     } else if current < min_replicas {
-        steps.push(Step::GuardRail { reason: "current number of replicas below spec.minReplicas", desired_replicas: min_replicas });
+        steps.push(Step::GuardRail {
+            reason: "current number of replicas below spec.minReplicas",
+            desired_replicas: min_replicas,
+        });
         (min_replicas, true)
     } else {
         let specs = if input.metrics.is_empty() {
@@ -227,7 +251,8 @@ pub fn reconcile_with(input: &ReconcileInput, opts: ReconcileOptions) -> Reconci
         let mut invalid = 0usize;
         for (index, spec) in specs.iter().enumerate() {
             let result = compute_for_metric(input, spec, current, status_replicas, &tolerances);
-            let mut outcome = MetricOutcome { index, kind: spec.kind.clone(), name: spec.label(), proposal: None, error: None };
+            let mut outcome =
+                MetricOutcome { index, kind: spec.kind.clone(), name: spec.label(), proposal: None, error: None };
             match result {
                 Ok(p) => {
                     if replicas == 0 || p.replicas > replicas {
@@ -254,8 +279,19 @@ pub fn reconcile_with(input: &ReconcileInput, opts: ReconcileOptions) -> Reconci
             metric_desired = Some(replicas);
             let desired = replicas.max(0);
             let normalized = match &behavior {
-                None => normalize_legacy(input, &mut history, &mut steps, &mut conditions, current, desired, min_replicas),
-                Some(b) => normalize_behavior(input, b, &mut history, &mut steps, &mut conditions, current, desired, min_replicas),
+                None => {
+                    normalize_legacy(input, &mut history, &mut steps, &mut conditions, current, desired, min_replicas)
+                }
+                Some(b) => normalize_behavior(
+                    input,
+                    b,
+                    &mut history,
+                    &mut steps,
+                    &mut conditions,
+                    current,
+                    desired,
+                    min_replicas,
+                ),
             };
             (normalized, normalized != current)
         }
@@ -441,8 +477,8 @@ fn compute_for_metric(
                 return Err(format!("unable to get metric {name}: failing metric source"));
             }
             let avg = target.average_value_milli.ok_or_else(missing_target)?;
-            let metrics =
-                calc::extract_value_metrics(&input.pod_custom_metrics).map_err(|e| format!("unable to get metric {name}: {e}"))?;
+            let metrics = calc::extract_value_metrics(&input.pod_custom_metrics)
+                .map_err(|e| format!("unable to get metric {name}: {e}"))?;
             calc::plain_metric_replicas(
                 metrics,
                 spec_replicas,
@@ -517,18 +553,14 @@ impl HpaHistory {
         } else {
             return;
         };
-        let mut ages: Vec<ScaleEvent> = list
-            .iter()
-            .map(|(c, t, o)| ScaleEvent { replica_change: *c, age_s: at - t, outdated: *o })
-            .collect();
+        let mut ages: Vec<ScaleEvent> =
+            list.iter().map(|(c, t, o)| ScaleEvent { replica_change: *c, age_s: at - t, outdated: *o }).collect();
         normalize::store_scale_event(&mut ages, rules, change);
         *list = ages.iter().map(|e| (e.replica_change, at - e.age_s, e.outdated)).collect();
     }
 
     fn ages(list: &[(i32, f64, bool)], now: f64) -> Vec<ScaleEvent> {
-        list.iter()
-            .map(|(c, t, o)| ScaleEvent { replica_change: *c, age_s: now - t, outdated: *o })
-            .collect()
+        list.iter().map(|(c, t, o)| ScaleEvent { replica_change: *c, age_s: now - t, outdated: *o }).collect()
     }
 
     fn absolute(list: &[ScaleEvent], now: f64) -> Vec<(i32, f64, bool)> {
@@ -589,8 +621,7 @@ impl HpaRunner {
     pub fn sync(&mut self, now: f64, obs: &Observation, opts: ReconcileOptions) -> ReconcileOutput {
         let out = reconcile_with(&self.input(now, obs), opts);
         let h = &out.history_after;
-        self.history.recommendations =
-            Some(h.recommendations.iter().map(|r| (r.replicas, now - r.age_s)).collect());
+        self.history.recommendations = Some(h.recommendations.iter().map(|r| (r.replicas, now - r.age_s)).collect());
         self.history.scale_up_events = HpaHistory::absolute(&h.scale_up_events, now);
         self.history.scale_down_events = HpaHistory::absolute(&h.scale_down_events, now);
         out

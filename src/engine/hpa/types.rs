@@ -79,11 +79,7 @@ pub struct InitContainer {
 
 impl InitContainer {
     fn as_container(&self) -> Container {
-        Container {
-            name: self.name.clone(),
-            request_milli: self.request_milli,
-            requests: self.requests.clone(),
-        }
+        Container { name: self.name.clone(), request_milli: self.request_milli, requests: self.requests.clone() }
     }
 }
 
@@ -218,10 +214,7 @@ impl MetricSpec {
         Self {
             kind: "Resource".into(),
             resource: Some(resource.into()),
-            target: Some(MetricTarget {
-                average_utilization_percent: Some(percent),
-                ..MetricTarget::default()
-            }),
+            target: Some(MetricTarget { average_utilization_percent: Some(percent), ..MetricTarget::default() }),
             ..Self::default()
         }
     }

@@ -95,7 +95,11 @@ impl Schedule {
                 }
             }
             Schedule::Sine { min_rps, max_rps, period_s, duration_s } => {
-                if ![*min_rps, *max_rps].into_iter().all(ok) || min_rps > max_rps || !(*period_s > 0.0) || !(*duration_s >= 0.0) {
+                if ![*min_rps, *max_rps].into_iter().all(ok)
+                    || min_rps > max_rps
+                    || !(*period_s > 0.0)
+                    || !(*duration_s >= 0.0)
+                {
                     return Err("sine: needs 0 <= min <= max, period > 0, duration >= 0".into());
                 }
             }

@@ -195,7 +195,7 @@ pub fn one_line(s: &str) -> String {
             match chars.peek() {
                 Some('[') => {
                     chars.next();
-                    while let Some(n) = chars.next() {
+                    for n in chars.by_ref() {
                         if ('@'..='~').contains(&n) {
                             break;
                         }

@@ -65,7 +65,13 @@ impl StressParams {
         let pods = |n: usize| if n > 0 { format!(", max {n} pods") } else { String::new() };
         match self {
             StressParams::Cpu(p) => {
-                format!("{} workers/pod, {}{}, refresh {:.0}s", p.workers, dur(p.duration_s), pods(p.max_pods), p.refresh_s)
+                format!(
+                    "{} workers/pod, {}{}, refresh {:.0}s",
+                    p.workers,
+                    dur(p.duration_s),
+                    pods(p.max_pods),
+                    p.refresh_s
+                )
             }
             StressParams::Memory(p) => format!("{} MiB/pod, {}{}", p.mib, dur(p.duration_s), pods(p.max_pods)),
         }
@@ -158,11 +164,8 @@ impl StressTask {
     }
 
     fn targets(&self, pods: Vec<PodInfo>) -> Vec<String> {
-        let mut names: Vec<String> = pods
-            .into_iter()
-            .filter(|p| p.phase == PodPhase::Running && !p.deleting)
-            .map(|p| p.name)
-            .collect();
+        let mut names: Vec<String> =
+            pods.into_iter().filter(|p| p.phase == PodPhase::Running && !p.deleting).map(|p| p.name).collect();
         names.sort();
         let max = self.params.max_pods();
         if max > 0 {
@@ -256,22 +259,22 @@ impl StressTask {
             log.extend(self.stop(cluster).await);
             return log;
         }
-        if let (StressParams::Cpu(p), Some(at)) = (&self.params, self.next_refresh) {
-            if now >= at - 1e-9 {
-                let refresh = p.refresh_s;
-                self.next_refresh = Some(now + refresh);
-                if let Ok(pods) = cluster.pods().await {
-                    let alive: Vec<String> = pods
-                        .iter()
-                        .filter(|p| p.phase == PodPhase::Running && !p.deleting)
-                        .map(|p| p.name.clone())
-                        .collect();
-                    self.handles.retain(|pod, _| alive.contains(pod));
-                    let targets = self.targets(pods);
-                    self.add_pods(cluster, targets, now, &mut log).await;
-                }
-                self.state = TaskState::Running { pods: self.handles.len() };
+        if let (StressParams::Cpu(p), Some(at)) = (&self.params, self.next_refresh)
+            && now >= at - 1e-9
+        {
+            let refresh = p.refresh_s;
+            self.next_refresh = Some(now + refresh);
+            if let Ok(pods) = cluster.pods().await {
+                let alive: Vec<String> = pods
+                    .iter()
+                    .filter(|p| p.phase == PodPhase::Running && !p.deleting)
+                    .map(|p| p.name.clone())
+                    .collect();
+                self.handles.retain(|pod, _| alive.contains(pod));
+                let targets = self.targets(pods);
+                self.add_pods(cluster, targets, now, &mut log).await;
             }
+            self.state = TaskState::Running { pods: self.handles.len() };
         }
         log
     }
@@ -316,7 +319,10 @@ mod tests {
     #[tokio::test]
     async fn cpu_stress_covers_new_pods_and_ends_at_deadline() {
         let c = sim();
-        let mut t = StressTask::new(StressParams::Cpu(CpuStressParams { workers: 2, duration_s: 60.0, max_pods: 0, refresh_s: 15.0 }), 0.0);
+        let mut t = StressTask::new(
+            StressParams::Cpu(CpuStressParams { workers: 2, duration_s: 60.0, max_pods: 0, refresh_s: 15.0 }),
+            0.0,
+        );
         t.start(c.as_ref(), 0.0).await;
         assert_eq!(t.state, TaskState::Running { pods: 3 });
         c.scale(4).await.expect("scale");
@@ -333,11 +339,13 @@ mod tests {
     #[tokio::test]
     async fn memory_stress_checks_shm_and_cleans_up() {
         let c = sim();
-        let mut t = StressTask::new(StressParams::Memory(MemoryStressParams { mib: 100, duration_s: 0.0, max_pods: 2 }), 0.0);
+        let mut t =
+            StressTask::new(StressParams::Memory(MemoryStressParams { mib: 100, duration_s: 0.0, max_pods: 2 }), 0.0);
         t.start(c.as_ref(), 0.0).await;
         assert!(matches!(&t.state, TaskState::Failed(why) if why.contains("/dev/shm")), "{:?}", t.state);
         assert_eq!(c.model().stress_totals().1, 0.0, "nothing half-started");
-        let mut t = StressTask::new(StressParams::Memory(MemoryStressParams { mib: 55, duration_s: 0.0, max_pods: 2 }), 0.0);
+        let mut t =
+            StressTask::new(StressParams::Memory(MemoryStressParams { mib: 55, duration_s: 0.0, max_pods: 2 }), 0.0);
         t.start(c.as_ref(), 0.0).await;
         assert_eq!(t.state, TaskState::Running { pods: 2 });
         assert_eq!(c.model().stress_totals().1, 110.0);

@@ -89,7 +89,9 @@ impl SimCluster {
     pub async fn serve(&self) -> ClusterResult<String> {
         let server = self
             .server
-            .get_or_try_init(|| http::SimServer::start(self.model.clone(), self.clock.clone(), self.cancel.child_token()))
+            .get_or_try_init(|| {
+                http::SimServer::start(self.model.clone(), self.clock.clone(), self.cancel.child_token())
+            })
             .await
             .map_err(|e| ClusterError::Other(format!("cannot start the simulator's HTTP endpoint: {e}")))?;
         Ok(server.url.clone())

@@ -16,6 +16,14 @@ use super::stats::WeightedHistogram;
 
 /// Seconds per simulation step.
 pub const DT: f64 = 1.0;
+
+/// Points of an exponential distribution as (−ln(1 − q), weight): 30 even steps up to the 95th
+/// percentile and 10 finer ones in the tail, so p99 is resolved.
+static QUANTILE_POINTS: std::sync::LazyLock<Vec<(f64, f64)>> = std::sync::LazyLock::new(|| {
+    let body = (0..30).map(|k| ((f64::from(k) + 0.5) / 30.0 * 0.95, 0.95 / 30.0));
+    let tail = (0..10).map(|k| (0.95 + (f64::from(k) + 0.5) / 10.0 * 0.05, 0.005));
+    body.chain(tail).map(|(q, w)| (-(1.0 - q).ln(), w)).collect()
+});
 const MIB: f64 = 1_048_576.0;
 
 /// A traffic plan the simulator consumes directly: requests/s as a function of seconds since
@@ -126,7 +134,7 @@ impl SimModel {
     pub fn new(cfg: &SimConfig, start: f64, deployment: &str, hpa_name: &str, hpa_template: HpaSpec) -> Self {
         let mut m = Self {
             rng: Rng::new(cfg.seed),
-            http_rng: Rng::new(cfg.seed ^ 0x5EED_0F_4177),
+            http_rng: Rng::new(cfg.seed ^ 0x005E_ED0F_4177),
             cfg: cfg.clone(),
             start,
             t: start,
@@ -289,7 +297,8 @@ impl SimModel {
                 });
             }
         } else if alive > self.spec_replicas {
-            let mut victims: Vec<usize> = (0..self.pods.len()).filter(|i| self.pods[*i].deleting_at.is_none()).collect();
+            let mut victims: Vec<usize> =
+                (0..self.pods.len()).filter(|i| self.pods[*i].deleting_at.is_none()).collect();
             victims.sort_by(|a, b| {
                 let (pa, pb) = (&self.pods[*a], &self.pods[*b]);
                 pa.serving()
@@ -343,7 +352,8 @@ impl SimModel {
                 let is_serving = self.pods[i].serving();
                 // CPU the web server can get: all of it, or — when busy loops compete — what is
                 // left, but at least a fair share as one more runnable thread (CFS).
-                let cap = if workers > 0 { (avail - stress_demand).max(avail / (f64::from(workers) + 1.0)) } else { avail };
+                let cap =
+                    if workers > 0 { (avail - stress_demand).max(avail / (f64::from(workers) + 1.0)) } else { avail };
                 let mu = (cap / cost).max(0.01); // requests/s this pod can serve
                 let mut served = 0.0;
                 if is_serving {
@@ -404,17 +414,24 @@ impl SimModel {
                 self.stresses.retain(|_, s| s.pod != pod);
             }
         }
-        // Latency distribution of this second: quantile points of each pod's distribution.
+        // Latency distribution of this second: quantile points of each distinct per-pod
+        // distribution (pods in the same state share one), weighted by the requests served.
+        // HTTP requests record their own latencies.
+        let planned_share = if lambda_total > 0.0 { noisy / lambda_total } else { 0.0 };
+        let mut merged: Vec<(f64, f64, f64)> = Vec::with_capacity(2);
         for (wait, mean, weight) in latency_points {
-            if weight <= 0.0 {
+            match merged.iter_mut().find(|(w, m, _)| w.to_bits() == wait.to_bits() && m.to_bits() == mean.to_bits()) {
+                Some(e) => e.2 += weight,
+                None => merged.push((wait, mean, weight)),
+            }
+        }
+        for (wait, mean, weight) in merged {
+            let w = weight * planned_share;
+            if w <= 0.0 {
                 continue;
             }
-            let planned_share = if lambda_total > 0.0 { noisy / lambda_total } else { 0.0 };
-            let w = weight * planned_share / 100.0;
-            for k in 0..100 {
-                let q = (f64::from(k) + 0.5) / 100.0;
-                let ms = c.base_latency_ms + 1000.0 * (wait - mean * (1.0 - q).ln());
-                self.acc.latency.record(ms, w);
+            for (z, share) in QUANTILE_POINTS.iter() {
+                self.acc.latency.record(c.base_latency_ms + 1000.0 * (wait + mean * z), w * share);
             }
         }
         self.last_mu = if n > 0 { mu_sum / n as f64 } else { 0.0 };
@@ -619,7 +636,10 @@ impl SimModel {
         }
         let id = self.next_stress_id;
         self.next_stress_id += 1;
-        self.stresses.insert(id, SimStress { pod: pod.to_string(), kind: StressKind::Memory, workers: 0, mib: mib_f, until: None });
+        self.stresses.insert(
+            id,
+            SimStress { pod: pod.to_string(), kind: StressKind::Memory, workers: 0, mib: mib_f, until: None },
+        );
         Ok(StressHandle { id, pod: pod.to_string(), kind: StressKind::Memory })
     }
 
