@@ -246,6 +246,28 @@ impl Conservative<'_> {
     }
 }
 
+/// Group the pods and drop the samples of ignored and unready pods; errors when there are no pods
+/// or no samples left (shared by the utilization and plain-value calculations).
+fn group_and_filter(
+    pods: &[Pod],
+    metrics: &mut PodMetrics,
+    resource: Option<&str>,
+    cpu_initialization_period_s: f64,
+    initial_readiness_delay_s: f64,
+) -> Result<PodGroups, String> {
+    if pods.is_empty() {
+        return Err("no pods returned by selector while calculating replica count".into());
+    }
+    let groups = group_pods(pods, metrics, resource, cpu_initialization_period_s, initial_readiness_delay_s);
+    for p in groups.ignored_pods.iter().chain(groups.unready_pods.iter()) {
+        metrics.remove(p);
+    }
+    if metrics.is_empty() {
+        return Err("did not receive metrics for targeted pods (pods might be unready)".into());
+    }
+    Ok(groups)
+}
+
 /// `ReplicaCalculator.GetResourceReplicas` (§2.3).
 #[allow(clippy::too_many_arguments)]
 pub fn resource_utilization_replicas(
@@ -261,16 +283,8 @@ pub fn resource_utilization_replicas(
 ) -> Result<Proposal, String> {
     let mut metrics = extract_resource_metrics(samples, resource, container)
         .map_err(|e| format!("unable to get metrics for resource {resource}: {e}"))?;
-    if pods.is_empty() {
-        return Err("no pods returned by selector while calculating replica count".into());
-    }
-    let groups = group_pods(pods, &metrics, Some(resource), cpu_initialization_period_s, initial_readiness_delay_s);
-    for p in groups.ignored_pods.iter().chain(groups.unready_pods.iter()) {
-        metrics.remove(p);
-    }
-    if metrics.is_empty() {
-        return Err("did not receive metrics for targeted pods (pods might be unready)".into());
-    }
+    let groups =
+        group_and_filter(pods, &mut metrics, Some(resource), cpu_initialization_period_s, initial_readiness_delay_s)?;
     let requests = calculate_requests(pods, container, resource)?;
     let (usage_ratio, utilization, raw_average) = utilization_ratio(&metrics, &requests, target_utilization)?;
     let scale_up_with_unready = !groups.unready_pods.is_empty() && usage_ratio > 1.0;
@@ -333,16 +347,8 @@ pub fn plain_metric_replicas(
     cpu_initialization_period_s: f64,
     initial_readiness_delay_s: f64,
 ) -> Result<Proposal, String> {
-    if pods.is_empty() {
-        return Err("no pods returned by selector while calculating replica count".into());
-    }
-    let groups = group_pods(pods, &metrics, resource, cpu_initialization_period_s, initial_readiness_delay_s);
-    for p in groups.ignored_pods.iter().chain(groups.unready_pods.iter()) {
-        metrics.remove(p);
-    }
-    if metrics.is_empty() {
-        return Err("did not receive metrics for targeted pods (pods might be unready)".into());
-    }
+    let groups =
+        group_and_filter(pods, &mut metrics, resource, cpu_initialization_period_s, initial_readiness_delay_s)?;
     let (usage_ratio, usage) = usage_ratio(&metrics, target_usage);
     let scale_up_with_unready = !groups.unready_pods.is_empty() && usage_ratio > 1.0;
     let mut trace = ProposalTrace {

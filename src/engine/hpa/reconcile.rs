@@ -278,21 +278,16 @@ pub fn reconcile_with(input: &ReconcileInput, opts: ReconcileOptions) -> Reconci
             conditions.push(Condition { kind: "ScalingActive", status: true, reason: "ValidMetricFound" });
             metric_desired = Some(replicas);
             let desired = replicas.max(0);
-            let normalized = match &behavior {
-                None => {
-                    normalize_legacy(input, &mut history, &mut steps, &mut conditions, current, desired, min_replicas)
-                }
-                Some(b) => normalize_behavior(
-                    input,
-                    b,
-                    &mut history,
-                    &mut steps,
-                    &mut conditions,
-                    current,
-                    desired,
-                    min_replicas,
-                ),
-            };
+            let normalized = normalize(
+                input,
+                behavior.as_ref(),
+                &mut history,
+                &mut steps,
+                &mut conditions,
+                current,
+                desired,
+                min_replicas,
+            );
             (normalized, normalized != current)
         }
     };
@@ -327,55 +322,12 @@ pub fn reconcile_with(input: &ReconcileInput, opts: ReconcileOptions) -> Reconci
     }
 }
 
-fn normalize_legacy(
-    input: &ReconcileInput,
-    history: &mut HistoryAges,
-    steps: &mut Vec<Step>,
-    conditions: &mut Vec<Condition>,
-    current: i32,
-    desired: i32,
-    min_replicas: i32,
-) -> i32 {
-    let window = input.controller.downscale_stabilization_window_s;
-    let Stabilized { replicas: stabilized, considered, .. } =
-        normalize::stabilize_legacy(&mut history.recommendations, window, desired);
-    let reason = (stabilized != desired).then_some("ScaleDownStabilized");
-    conditions.push(Condition { kind: "AbleToScale", status: true, reason: reason.unwrap_or("ReadyForNewScale") });
-    steps.push(Step::Stabilization {
-        path: "legacy",
-        before: desired,
-        after: stabilized,
-        window_s: Some(window),
-        up_window_s: None,
-        down_window_s: None,
-        considered,
-        reason,
-    });
-    let Limited { replicas, reason, limit } = normalize::convert_legacy(
-        current,
-        stabilized,
-        min_replicas,
-        input.max_replicas,
-        input.controller.legacy_scale_up_limit_factor,
-        input.controller.legacy_scale_up_limit_minimum,
-    );
-    conditions.push(Condition { kind: "ScalingLimited", status: reason != "DesiredWithinRange", reason });
-    steps.push(Step::RateLimitAndClamp {
-        path: "legacy",
-        before: stabilized,
-        after: replicas,
-        reason,
-        limit,
-        min_replicas,
-        max_replicas: input.max_replicas,
-    });
-    replicas
-}
-
+/// Normalization (§5 legacy path without `behavior`, §6 with it): stabilization, then rate
+/// limits and min/max, each recorded as a step and a condition.
 #[allow(clippy::too_many_arguments)]
-fn normalize_behavior(
+fn normalize(
     input: &ReconcileInput,
-    b: &Behavior,
+    behavior: Option<&Behavior>,
     history: &mut HistoryAges,
     steps: &mut Vec<Step>,
     conditions: &mut Vec<Condition>,
@@ -384,35 +336,55 @@ fn normalize_behavior(
     min_replicas: i32,
 ) -> i32 {
     let flag = input.controller.downscale_stabilization_window_s;
-    let up_window = b.scale_up.stabilization_window_s.map(f64::from).unwrap_or(0.0);
-    let down_window = b.scale_down.stabilization_window_s.map(f64::from).unwrap_or(flag);
-    let (Stabilized { replicas: stabilized, considered, .. }, why) =
-        normalize::stabilize_behavior(&mut history.recommendations, current, desired, up_window, down_window);
+    let path = if behavior.is_some() { "behavior" } else { "legacy" };
+    let (stabilized, why, window_s, up_window_s, down_window_s) = match behavior {
+        None => {
+            let s = normalize::stabilize_legacy(&mut history.recommendations, flag, desired);
+            (s, "ScaleDownStabilized", Some(flag), None, None)
+        }
+        Some(b) => {
+            let up = b.scale_up.stabilization_window_s.map(f64::from).unwrap_or(0.0);
+            let down = b.scale_down.stabilization_window_s.map(f64::from).unwrap_or(flag);
+            let (s, why) = normalize::stabilize_behavior(&mut history.recommendations, current, desired, up, down);
+            (s, why, None, Some(up), Some(down))
+        }
+    };
+    let Stabilized { replicas: stabilized, considered, .. } = stabilized;
     let reason = (stabilized != desired).then_some(why);
     conditions.push(Condition { kind: "AbleToScale", status: true, reason: reason.unwrap_or("ReadyForNewScale") });
     steps.push(Step::Stabilization {
-        path: "behavior",
+        path,
         before: desired,
         after: stabilized,
-        window_s: None,
-        up_window_s: Some(up_window),
-        down_window_s: Some(down_window),
+        window_s,
+        up_window_s,
+        down_window_s,
         considered,
         reason,
     });
-    let Limited { replicas, reason, limit } = normalize::convert_with_behavior(
-        current,
-        stabilized,
-        min_replicas,
-        input.max_replicas,
-        &history.scale_up_events,
-        &history.scale_down_events,
-        &b.scale_up,
-        &b.scale_down,
-    );
+    let Limited { replicas, reason, limit } = match behavior {
+        None => normalize::convert_legacy(
+            current,
+            stabilized,
+            min_replicas,
+            input.max_replicas,
+            input.controller.legacy_scale_up_limit_factor,
+            input.controller.legacy_scale_up_limit_minimum,
+        ),
+        Some(b) => normalize::convert_with_behavior(
+            current,
+            stabilized,
+            min_replicas,
+            input.max_replicas,
+            &history.scale_up_events,
+            &history.scale_down_events,
+            &b.scale_up,
+            &b.scale_down,
+        ),
+    };
     conditions.push(Condition { kind: "ScalingLimited", status: reason != "DesiredWithinRange", reason });
     steps.push(Step::RateLimitAndClamp {
-        path: "behavior",
+        path,
         before: stabilized,
         after: replicas,
         reason,
@@ -625,5 +597,107 @@ impl HpaRunner {
         self.history.scale_up_events = HpaHistory::absolute(&h.scale_up_events, now);
         self.history.scale_down_events = HpaHistory::absolute(&h.scale_down_events, now);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pods(n: usize, request_m: i64) -> Vec<Pod> {
+        (0..n)
+            .map(|i| Pod {
+                name: format!("p{i}"),
+                phase: PodPhase::Running,
+                ready_condition: Some("True".into()),
+                start_age_s: Some(3600.0),
+                ready_transition_age_s: Some(3500.0),
+                containers: vec![Container { name: "c".into(), request_milli: Some(request_m), requests: None }],
+                ..Pod::default()
+            })
+            .collect()
+    }
+
+    fn obs(n: usize, usage_m: i64) -> Observation {
+        Observation {
+            spec_replicas: n as i32,
+            status_replicas: n as i32,
+            pods: pods(n, 100),
+            pod_resource_metrics: (0..n)
+                .map(|i| PodResourceSample {
+                    pod: format!("p{i}"),
+                    timestamp_age_s: 0.0,
+                    window_s: 30.0,
+                    containers: vec![ContainerUsage { name: "c".into(), usage_milli: Some(usage_m), usage: None }],
+                })
+                .collect(),
+        }
+    }
+
+    fn spec(behavior: Option<BehaviorWritten>) -> HpaSpec {
+        HpaSpec {
+            min_replicas: 1,
+            max_replicas: 100,
+            metrics: vec![MetricSpec::resource_utilization("cpu", 50)],
+            behavior,
+        }
+    }
+
+    #[test]
+    fn default_behavior_scale_up_is_max_of_4_pods_and_100_percent() {
+        // c = 10 at 250 % of target: the metric asks for 50; Max(10+4, 20) = 20 (rate-008).
+        let mut r = HpaRunner::new(spec(Some(BehaviorWritten::default())), ControllerConfig::default());
+        let out = r.sync(0.0, &obs(10, 250), ReconcileOptions::default());
+        assert_eq!(out.metric_desired_replicas, Some(50));
+        assert_eq!(out.desired_replicas, 20);
+        assert!(out.conditions.iter().any(|c| c.reason == "ScaleUpLimit"));
+        // The scale event is stored: 15 s later, from 20, the period still holds the +10.
+        let out = r.sync(10.0, &obs(20, 250), ReconcileOptions::default());
+        assert_eq!(out.desired_replicas, 20, "rate limit within the 15 s period");
+        let out = r.sync(16.0, &obs(20, 250), ReconcileOptions::default());
+        assert_eq!(out.desired_replicas, 40);
+    }
+
+    #[test]
+    fn scale_down_waits_for_the_stabilization_window() {
+        let b = BehaviorWritten {
+            scale_up: None,
+            scale_down: Some(ScalingRulesWritten {
+                stabilization_window_s: Some(60),
+                policies: Some(vec![ScalingPolicy { kind: PolicyType::Pods, value: 1, period_s: 30 }]),
+                ..ScalingRulesWritten::default()
+            }),
+        };
+        let mut r = HpaRunner::new(spec(Some(b)), ControllerConfig::default());
+        assert_eq!(r.sync(0.0, &obs(4, 50), ReconcileOptions::default()).desired_replicas, 4);
+        // Load drops: the metric wants 1, but a recommendation of 4 is inside the window.
+        let out = r.sync(15.0, &obs(4, 10), ReconcileOptions::default());
+        assert_eq!((out.metric_desired_replicas, out.desired_replicas), (Some(1), 4));
+        assert!(out.conditions.iter().any(|c| c.reason == "ScaleDownStabilized"));
+        // After the window, at most 1 pod per 30 s.
+        let out = r.sync(61.0, &obs(4, 10), ReconcileOptions::default());
+        assert_eq!(out.desired_replicas, 3);
+        assert!(out.conditions.iter().any(|c| c.reason == "ScaleDownLimit"));
+        let out = r.sync(76.0, &obs(3, 10), ReconcileOptions::default());
+        assert_eq!(out.desired_replicas, 3, "the last pod went within 30 s");
+        let out = r.sync(92.0, &obs(3, 10), ReconcileOptions::default());
+        assert_eq!(out.desired_replicas, 2);
+    }
+
+    #[test]
+    fn legacy_path_keeps_the_initial_record_for_five_minutes() {
+        let mut r = HpaRunner::new(spec(None), ControllerConfig::default());
+        let out = r.sync(0.0, &obs(4, 10), ReconcileOptions::default());
+        assert_eq!((out.metric_desired_replicas, out.desired_replicas), (Some(1), 4));
+        let out = r.sync(301.0, &obs(4, 10), ReconcileOptions::default());
+        assert_eq!(out.desired_replicas, 1);
+    }
+
+    #[test]
+    fn a_shadow_does_not_store_scale_events() {
+        let mut r = HpaRunner::new(spec(Some(BehaviorWritten::default())), ControllerConfig::default());
+        let out = r.sync(0.0, &obs(10, 250), ReconcileOptions { store_scale_events: false });
+        assert_eq!(out.desired_replicas, 20);
+        assert!(out.history_after.scale_up_events.is_empty());
     }
 }
