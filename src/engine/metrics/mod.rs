@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use super::cluster::Cluster;
 use super::types::{MetricsSample, PodInfo, PodPhase, PodUsage, SourceStatus};
 
+pub mod prometheus;
 pub mod sim;
 
 /// What a tick asks for.
