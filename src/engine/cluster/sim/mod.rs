@@ -14,6 +14,7 @@ use crate::engine::clock::SharedClock;
 use crate::engine::hpa::HpaSpec;
 use crate::engine::types::{ClusterInfo, DeploymentState, HpaInfo, PodInfo, PodUsage, StressHandle, Traffic};
 
+pub mod exporter;
 pub mod http;
 pub mod model;
 pub mod stats;
@@ -34,6 +35,7 @@ pub struct SimCluster {
     read_only: bool,
     original: Original,
     server: OnceCell<http::SimServer>,
+    exporter: OnceCell<exporter::ExporterServer>,
     cancel: CancellationToken,
 }
 
@@ -57,6 +59,7 @@ impl SimCluster {
             read_only,
             original,
             server: OnceCell::new(),
+            exporter: OnceCell::new(),
             cancel: CancellationToken::new(),
         })
     }
@@ -94,6 +97,29 @@ impl SimCluster {
             })
             .await
             .map_err(|e| ClusterError::Other(format!("cannot start the simulator's HTTP endpoint: {e}")))?;
+        Ok(server.url.clone())
+    }
+
+    /// Start the Prometheus exporter on `listen` (idempotent) and return its `/metrics` URL.
+    pub async fn serve_exporter(&self, listen: &str) -> ClusterResult<String> {
+        let server = self
+            .exporter
+            .get_or_try_init(|| {
+                exporter::ExporterServer::start(
+                    listen,
+                    self.model.clone(),
+                    self.clock.clone(),
+                    &self.namespace,
+                    &self.deployment,
+                    self.cancel.child_token(),
+                )
+            })
+            .await
+            .map_err(|e| {
+                ClusterError::Other(format!(
+                    "cannot serve the Prometheus exporter on {listen}: {e} (set [sim] exporter_listen)"
+                ))
+            })?;
         Ok(server.url.clone())
     }
 

@@ -1,0 +1,395 @@
+//! Prometheus, for real: Debian's `prometheus` and `promtool` (scripts/test.sh installs them).
+//! Every test starts its own Prometheus on 127.0.0.1 on a free port with a temporary TSDB and
+//! stops it; a test fails — never skips — when Prometheus cannot be started.
+//!
+//! - every shipped PromQL template against synthetic series with `promtool test rules`;
+//! - exact numbers from series backfilled with `promtool tsdb create-blocks-from openmetrics`;
+//! - the client against broken servers (refused, silent, 5xx, garbage);
+//! - end to end: Prometheus scrapes the simulator's exporter while `scaletui --headless
+//!   --metrics prometheus` records; and the same with Prometheus stopped and restarted mid-run.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use scaletui::config::{Config, MetricsConfig};
+use scaletui::engine::metrics::prometheus::{PromClient, PrometheusSource, render_queries};
+use scaletui::engine::metrics::{MetricsQuery, MetricsSource};
+use scaletui::engine::types::{MetricsSample, PodInfo, PodPhase, SourceStatus};
+
+// ---------------------------------------------------------------------------------------------
+// Harness
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+}
+
+/// `GET path` on 127.0.0.1:port with std only: (status, body).
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()))
+}
+
+fn tool(name: &str) -> Command {
+    Command::new(name)
+}
+
+/// A Prometheus of our own: loopback, free port, temporary TSDB; stopped on drop.
+struct Prometheus {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    /// Start with this `prometheus.yml` and wait until it is ready. `tsdb` holds backfilled
+    /// blocks to serve (else a fresh one).
+    fn start(config_yaml: &str, tsdb: Option<&Path>) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("prometheus.yml"), config_yaml).expect("write config");
+        if let Some(src) = tsdb {
+            copy_dir(src, &dir.path().join("tsdb"));
+        }
+        let mut p = Self { child: None, port: free_port(), dir };
+        p.spawn();
+        p
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let d = self.dir.path();
+        let log = std::fs::File::create(d.join("prometheus.log")).expect("log file");
+        let child = tool("prometheus")
+            .arg(format!("--config.file={}", d.join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", d.join("tsdb").display()))
+            // Backfilled blocks have old timestamps; keep them.
+            .arg("--storage.tsdb.retention.time=100y")
+            .arg(format!("--web.listen-address=127.0.0.1:{}", self.port))
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start prometheus ({e}); ./scripts/test.sh installs Debian's prometheus package")
+            });
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while http_get(self.port, "/-/ready").map(|r| r.0) != Some(200) {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("prometheus exited with {status}:\n{}", self.log());
+            }
+            assert!(Instant::now() < deadline, "prometheus not ready after 30 s:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM and wait (a clean shutdown keeps the TSDB for a restart).
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while c.try_wait().ok().flatten().is_none() {
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir").flatten() {
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).expect("copy");
+        }
+    }
+}
+
+fn run_tool(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?} ({e}); ./scripts/test.sh installs it"));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
+    text
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
+}
+
+fn metrics_config(url: &str) -> MetricsConfig {
+    MetricsConfig { prometheus_url: url.to_string(), prometheus_timeout_s: 5.0, ..MetricsConfig::default() }
+}
+
+fn pod(name: &str) -> PodInfo {
+    PodInfo { name: name.into(), phase: PodPhase::Running, ready: Some(true), ..PodInfo::default() }
+}
+
+fn query(now: f64, pods: &[&str]) -> MetricsQuery {
+    MetricsQuery {
+        now,
+        namespace: "default".into(),
+        deployment: "webapp".into(),
+        container: "nginx".into(),
+        pods: pods.iter().map(|p| pod(p)).collect(),
+    }
+}
+
+#[track_caller]
+fn close(got: Option<f64>, want: f64, what: &str) {
+    let g = got.unwrap_or_else(|| panic!("{what}: no value, want {want}"));
+    assert!((g - want).abs() <= 1e-9 * want.abs().max(1.0), "{what}: got {g}, want {want}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Synthetic series (promtool notation: start+increment per 15 s step)
+
+const A: &str = "webapp-7d9f8-abcde";
+const B: &str = "webapp-7d9f8-fghij";
+
+/// (series, values) for `promtool test rules`: two pods of webapp (A with a sidecar), the pod
+/// cgroup and pause series cAdvisor adds, a pending pod, a duplicated kube-state-metrics, a
+/// look-alike deployment (webapp-db) and the same pod name in another namespace.
+fn synthetic_series(with_5xx: bool) -> Vec<(String, String)> {
+    let mut s: Vec<(String, String)> = Vec::new();
+    let mut add = |series: String, values: &str| s.push((series, values.to_string()));
+    let cpu = |ns: &str, pod: &str, c: &str| {
+        format!(r#"container_cpu_usage_seconds_total{{namespace="{ns}",pod="{pod}",container="{c}"}}"#)
+    };
+    // cores × 15 s per step: A nginx 0.25, A sidecar 0.05, B nginx 0.5.
+    add(cpu("default", A, "nginx"), "0+3.75x40");
+    add(cpu("default", A, "exporter"), "0+0.75x40");
+    add(cpu("default", A, "POD"), "0+0x40");
+    add(cpu("default", A, ""), "0+4.5x40");
+    add(cpu("default", B, "nginx"), "0+7.5x40");
+    add(cpu("default", B, "POD"), "0+0x40");
+    add(cpu("default", B, ""), "0+7.5x40");
+    add(cpu("default", "webapp-db-5c6d7-xyz12", "postgres"), "0+1.5x40");
+    add(cpu("staging", A, "nginx"), "0+15x40");
+    let mem = |ns: &str, pod: &str, c: &str, metric: &str| {
+        format!(r#"{metric}{{namespace="{ns}",pod="{pod}",container="{c}"}}"#)
+    };
+    let mib = |m: f64| format!("{}x40", m * 1_048_576.0);
+    for metric in ["container_memory_working_set_bytes", "container_memory_usage_bytes"] {
+        let cache = if metric.ends_with("usage_bytes") { 8.0 } else { 0.0 };
+        add(mem("default", A, "nginx", metric), &mib(120.0 + cache));
+        add(mem("default", A, "exporter", metric), &mib(10.0 + cache));
+        add(mem("default", A, "POD", metric), &mib(0.5 + cache));
+        add(mem("default", A, "", metric), &mib(130.5 + 3.0 * cache));
+        add(mem("default", B, "nginx", metric), &mib(150.0 + cache));
+        add(mem("default", B, "", metric), &mib(150.0 + cache));
+        add(mem("default", "webapp-db-5c6d7-xyz12", "postgres", metric), &mib(900.0));
+        add(mem("staging", A, "nginx", metric), &mib(500.0));
+    }
+    let req = |pod: &str, c: &str, res: &str, unit: &str, inst: &str| {
+        format!(
+            r#"kube_pod_container_resource_requests{{namespace="default",pod="{pod}",container="{c}",resource="{res}",unit="{unit}",instance="{inst}"}}"#
+        )
+    };
+    add(req(A, "nginx", "cpu", "core", "ksm-1"), "0.1x40");
+    add(req(A, "exporter", "cpu", "core", "ksm-1"), "0.05x40");
+    add(req(B, "nginx", "cpu", "core", "ksm-1"), "0.1x40");
+    add(req(B, "nginx", "cpu", "core", "ksm-2"), "0.1x40");
+    add(req(A, "nginx", "memory", "byte", "ksm-1"), &mib(64.0));
+    add(req(A, "exporter", "memory", "byte", "ksm-1"), &mib(16.0));
+    add(req(B, "nginx", "memory", "byte", "ksm-1"), &mib(64.0));
+    add(req(B, "nginx", "memory", "byte", "ksm-2"), &mib(64.0));
+    let phase = |pod: &str, phase: &str, inst: &str| {
+        format!(r#"kube_pod_status_phase{{namespace="default",pod="{pod}",phase="{phase}",instance="{inst}"}}"#)
+    };
+    for (p, inst) in [(A, "ksm-1"), (A, "ksm-2"), (B, "ksm-1")] {
+        add(phase(p, "Running", inst), "1x40");
+        add(phase(p, "Pending", inst), "0x40");
+    }
+    add(phase("webapp-7d9f8-pend1", "Running", "ksm-1"), "0x40");
+    add(phase("webapp-7d9f8-pend1", "Pending", "ksm-1"), "1x40");
+    add(phase("webapp-db-5c6d7-xyz12", "Running", "ksm-1"), "1x40");
+    let http = r#"namespace="default",service="webapp""#;
+    // 10 requests/s answered, 1/s 503.
+    add(format!(r#"http_requests_total{{{http},code="200"}}"#), "0+150x40");
+    if with_5xx {
+        add(format!(r#"http_requests_total{{{http},code="503"}}"#), "0+15x40");
+    }
+    // Latency: 20 % ≤ 25 ms, 40 % ≤ 50 ms, 60 % ≤ 100 ms, 90 % ≤ 250 ms, all ≤ 500 ms.
+    for (le, share) in [
+        ("0.005", 0.0),
+        ("0.01", 0.0),
+        ("0.025", 0.2),
+        ("0.05", 0.4),
+        ("0.1", 0.6),
+        ("0.25", 0.9),
+        ("0.5", 1.0),
+        ("1", 1.0),
+        ("2.5", 1.0),
+        ("5", 1.0),
+        ("10", 1.0),
+        ("+Inf", 1.0),
+    ] {
+        add(format!(r#"http_request_duration_seconds_bucket{{{http},le="{le}"}}"#), &format!("0+{}x40", 150.0 * share));
+    }
+    add(format!(r#"http_requests_in_flight{{{http}}}"#), "4x40");
+    s
+}
+
+/// What each shipped template must give on [`synthetic_series`] at 5m: (labels, value) samples.
+fn expected(with_5xx: bool) -> BTreeMap<&'static str, Vec<(String, f64)>> {
+    let per_pod = |a: f64, b: f64| vec![(format!(r#"{{pod="{A}"}}"#), a), (format!(r#"{{pod="{B}"}}"#), b)];
+    let one = |v: f64| vec![("{}".to_string(), v)];
+    BTreeMap::from([
+        // Pod totals over the app containers (nginx + sidecar), without POD and the pod cgroup.
+        ("cpu", per_pod(300.0, 500.0)),
+        // Working set, not usage (which has 8 MiB of page cache per container here).
+        ("memory", per_pod(130.0, 150.0)),
+        // kube-state-metrics twice for B: counted once.
+        ("cpu_request", per_pod(150.0, 100.0)),
+        ("memory_request", per_pod(80.0, 64.0)),
+        // A (reported by two kube-state-metrics) and B; not the pending pod nor webapp-db.
+        ("running_pods", one(2.0)),
+        ("sample_age", one(0.0)),
+        ("rps", one(if with_5xx { 11.0 } else { 10.0 })),
+        ("served_rps", one(10.0)),
+        // With no 5xx series at all: 0, not nothing.
+        ("errors_per_s", one(if with_5xx { 1.0 } else { 0.0 })),
+        ("latency_p50_ms", one(75.0)),
+        ("latency_p95_ms", one(375.0)),
+        ("latency_p99_ms", one(475.0)),
+        ("in_flight", one(4.0)),
+    ])
+}
+
+fn rules_test(with_5xx: bool, extra: &[(&str, Vec<(String, f64)>)]) -> serde_json::Value {
+    let cfg = Config::default();
+    let queries = render_queries(&cfg.metrics, "default", "webapp", "nginx");
+    let want = expected(with_5xx);
+    let mut shipped: Vec<&str> = queries.iter().map(|(k, _)| *k).collect();
+    shipped.sort_unstable();
+    assert_eq!(shipped.len(), cfg.metrics.queries.all().len(), "no shipped template is empty");
+    assert_eq!(shipped, want.keys().copied().collect::<Vec<_>>(), "every shipped template has an expectation");
+    let mut tests: Vec<serde_json::Value> = queries
+        .iter()
+        .map(|(k, expr)| {
+            serde_json::json!({
+                // promtool compares exactly: round away float noise (75.00000000000001).
+                "expr": format!("round({expr}, 0.001)"),
+                "eval_time": "5m",
+                "exp_samples": want[k].iter().map(|(l, v)| serde_json::json!({"labels": l, "value": (v * 1000.0 + 0.5).floor() / 1000.0})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    for (expr, samples) in extra {
+        tests.push(serde_json::json!({
+            "expr": format!("round({expr}, 0.001)"),
+            "eval_time": "5m",
+            "exp_samples": samples.iter().map(|(l, v)| serde_json::json!({"labels": l, "value": (v * 1000.0 + 0.5).floor() / 1000.0})).collect::<Vec<_>>(),
+        }));
+    }
+    let series: Vec<serde_json::Value> = synthetic_series(with_5xx)
+        .into_iter()
+        .map(|(s, v)| serde_json::json!({"series": s, "values": v}))
+        .collect();
+    serde_json::json!({"interval": "15s", "input_series": series, "promql_expr_test": tests})
+}
+
+// ---------------------------------------------------------------------------------------------
+// promtool: the shipped templates
+
+#[test]
+fn every_shipped_template_passes_promtool_test_rules() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The seed experiment runner's CPU and memory queries on the same series, to show what the
+    // shipped ones fix: an average over every series (pause, pod cgroup, sidecar, webapp-db) and
+    // usage including page cache.
+    let seed = [
+        (
+            r#"avg(rate(container_cpu_usage_seconds_total{namespace="default",pod=~"webapp-.*"}[1m])) * 1000"#,
+            // (250 + 50 + 0 + 300 + 500 + 0 + 500 + 100) / 8 series
+            vec![("{}".to_string(), 212.5)],
+        ),
+        (
+            r#"avg(container_memory_usage_bytes{namespace="default",pod=~"webapp-.*"}) / (1024 * 1024)"#,
+            // (128 + 18 + 8.5 + 154.5 + 158 + 158 + 900) / 7
+            vec![("{}".to_string(), 1525.0 / 7.0)],
+        ),
+    ];
+    let doc = serde_json::json!({
+        "rule_files": [],
+        "evaluation_interval": "15s",
+        "tests": [rules_test(true, &seed), rules_test(false, &[])],
+    });
+    let path = dir.path().join("templates_test.yml");
+    std::fs::write(&path, serde_json::to_string_pretty(&doc).expect("json")).expect("write");
+    let out = run_tool(tool("promtool").arg("test").arg("rules").arg(&path));
+    assert!(out.contains("SUCCESS"), "{out}");
+}
+
+#[test]
+fn shipped_prometheus_yml_and_exporter_output_pass_promtool_checks() {
+    let yml = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus-sim.yml");
+    let out = run_tool(tool("promtool").arg("check").arg("config").arg(&yml));
+    assert!(out.contains("SUCCESS"), "{out}");
+    // The exporter's exposition, linted.
+    let rt = runtime();
+    let text = rt.block_on(async {
+        let cfg = Config::default();
+        let clock = scaletui::engine::clock::Clock::new(1_700_000_000.0, scaletui::config::Speed::Max);
+        let sim = scaletui::engine::cluster::sim::SimCluster::new(
+            &cfg.sim,
+            clock.clone(),
+            "default",
+            "webapp",
+            "webapp-hpa",
+            scaletui::engine::experiment::hpa_spec(&cfg),
+            false,
+        );
+        clock.advance_to(1_700_000_060.0);
+        let url = sim.serve_exporter("127.0.0.1:0").await.expect("exporter");
+        let port: u16 = url.trim_end_matches("/metrics").rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+        tokio::task::spawn_blocking(move || http_get(port, "/metrics")).await.expect("join")
+    });
+    let (status, body) = text.expect("exporter answers");
+    assert_eq!(status, 200);
+    let mut child = tool("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    child.stdin.take().expect("stdin").write_all(body.as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("promtool runs");
+    assert!(
+        out.status.success(),
+        "promtool check metrics:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
