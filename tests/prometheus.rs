@@ -393,3 +393,254 @@ fn shipped_prometheus_yml_and_exporter_output_pass_promtool_checks() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Backfilled series: exact numbers
+
+const T0: i64 = 1_700_000_000;
+const MIB: f64 = 1_048_576.0;
+
+/// OpenMetrics text with fixed timestamps, every 15 s for 20 minutes from [`T0`]. Pod B's CPU
+/// goes from 0.5 to 0.8 cores at T0+420; B has a sidecar whose memory is NaN.
+fn backfill_text() -> String {
+    let times: Vec<i64> = (0..=80).map(|k| k * 15).collect();
+    let mut o = String::new();
+    let mut series = |o: &mut String, name: &str, labels: &str, f: &dyn Fn(f64) -> f64| {
+        for dt in &times {
+            let v = f(*dt as f64);
+            let v = if v.is_nan() { "NaN".to_string() } else { format!("{v}") };
+            o.push_str(&format!("{name}{{{labels}}} {v} {}\n", T0 + dt));
+        }
+    };
+    let b_cpu = |dt: f64| if dt <= 420.0 { 0.5 * dt } else { 0.5 * 420.0 + 0.8 * (dt - 420.0) };
+    let a = format!(r#"namespace="default",pod="{A}""#);
+    let b = format!(r#"namespace="default",pod="{B}""#);
+    o.push_str("# TYPE container_cpu_usage_seconds counter\n");
+    let cpu = "container_cpu_usage_seconds_total";
+    series(&mut o, cpu, &format!(r#"{a},container="nginx""#), &|dt| 0.25 * dt);
+    series(&mut o, cpu, &format!(r#"{a},container="POD""#), &|_| 0.0);
+    series(&mut o, cpu, &format!(r#"{a},container="""#), &|dt| 0.25 * dt);
+    series(&mut o, cpu, &format!(r#"{b},container="nginx""#), &b_cpu);
+    series(&mut o, cpu, &format!(r#"{b},container="""#), &b_cpu);
+    o.push_str("# TYPE container_memory_working_set_bytes gauge\n");
+    let ws = "container_memory_working_set_bytes";
+    series(&mut o, ws, &format!(r#"{a},container="nginx""#), &|_| 120.0 * MIB);
+    series(&mut o, ws, &format!(r#"{a},container="POD""#), &|_| 0.5 * MIB);
+    series(&mut o, ws, &format!(r#"{a},container="""#), &|_| 120.5 * MIB);
+    series(&mut o, ws, &format!(r#"{b},container="nginx""#), &|_| 150.0 * MIB);
+    series(&mut o, ws, &format!(r#"{b},container="sidecar""#), &|_| f64::NAN);
+    o.push_str("# TYPE kube_pod_container_resource_requests gauge\n");
+    for p in [&a, &b] {
+        let r = "kube_pod_container_resource_requests";
+        series(&mut o, r, &format!(r#"{p},container="nginx",resource="cpu",unit="core""#), &|_| 0.1);
+        series(&mut o, r, &format!(r#"{p},container="nginx",resource="memory",unit="byte""#), &|_| 64.0 * MIB);
+    }
+    o.push_str("# TYPE kube_pod_status_phase gauge\n");
+    for p in [&a, &b] {
+        series(&mut o, "kube_pod_status_phase", &format!(r#"{p},phase="Running""#), &|_| 1.0);
+        series(&mut o, "kube_pod_status_phase", &format!(r#"{p},phase="Pending""#), &|_| 0.0);
+    }
+    let http = r#"namespace="default",service="webapp""#;
+    o.push_str("# TYPE http_requests counter\n");
+    series(&mut o, "http_requests_total", &format!(r#"{http},code="200""#), &|dt| 10.0 * dt);
+    series(&mut o, "http_requests_total", &format!(r#"{http},code="503""#), &|dt| 1.0 * dt);
+    o.push_str("# TYPE http_request_duration_seconds histogram\n");
+    for (le, share) in [("0.025", 0.2), ("0.05", 0.4), ("0.1", 0.6), ("0.25", 0.9), ("0.5", 1.0), ("+Inf", 1.0)] {
+        let l = format!(r#"{http},le="{le}""#);
+        series(&mut o, "http_request_duration_seconds_bucket", &l, &|dt| 10.0 * share * dt);
+    }
+    series(&mut o, "http_request_duration_seconds_sum", http, &|dt| 1.2 * dt);
+    series(&mut o, "http_request_duration_seconds_count", http, &|dt| 10.0 * dt);
+    o.push_str("# TYPE http_requests_in_flight gauge\n");
+    series(&mut o, "http_requests_in_flight", http, &|_| 4.0);
+    o.push_str("# EOF\n");
+    o
+}
+
+/// A Prometheus serving [`backfill_text`].
+fn backfilled_prometheus() -> Prometheus {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let om = dir.path().join("series.om");
+    std::fs::write(&om, backfill_text()).expect("write");
+    let tsdb = dir.path().join("tsdb");
+    run_tool(tool("promtool").args(["tsdb", "create-blocks-from", "openmetrics"]).arg(&om).arg(&tsdb));
+    Prometheus::start("global:\n  scrape_interval: 15s\n", Some(&tsdb))
+}
+
+fn at(dt: i64) -> f64 {
+    (T0 + dt) as f64
+}
+
+#[test]
+fn backfilled_series_give_exact_numbers_for_instant_and_range_queries() {
+    let prom = backfilled_prometheus();
+    let rt = runtime();
+    rt.block_on(async {
+        let source = PrometheusSource::new(&metrics_config(&prom.url())).expect("source");
+        let s = source.sample(&query(at(600), &[A, B])).await;
+        assert_eq!(s.status, SourceStatus::Ok, "{s:?}");
+        close(s.cpu_millicores, (250.0 + 800.0) / 2.0, "cpu");
+        close(s.memory_mebibytes, 120.0, "memory (B's NaN sidecar drops B)");
+        close(s.cpu_request_millicores, 100.0, "cpu request");
+        close(s.memory_request_mebibytes, 64.0, "memory request");
+        assert_eq!(s.pod_count, Some(2));
+        assert_eq!(s.at, at(600));
+        let per_pod: Vec<(&str, Option<f64>, Option<f64>)> =
+            s.per_pod.iter().map(|u| (u.pod.as_str(), u.cpu_m, u.memory_mib)).collect();
+        assert_eq!(per_pod.len(), 2, "{per_pod:?}");
+        close(per_pod[0].1, 250.0, "A cpu");
+        close(per_pod[0].2, 120.0, "A memory");
+        close(per_pod[1].1, 800.0, "B cpu");
+        assert_eq!(per_pod[1].2, None, "B memory is NaN");
+        assert_eq!(s.per_pod[0].window_s, 60.0);
+        let t = s.traffic.expect("traffic");
+        close(Some(t.rps), 11.0, "rps");
+        close(Some(t.served_rps), 10.0, "served");
+        close(Some(t.errors_per_s), 1.0, "errors");
+        close(t.p50_ms, 75.0, "p50");
+        close(t.p95_ms, 375.0, "p95");
+        close(t.p99_ms, 475.0, "p99");
+        close(Some(t.in_flight), 4.0, "in flight");
+
+        // Only the pods the cluster lists count.
+        let s = source.sample(&query(at(600), &[A])).await;
+        close(s.cpu_millicores, 250.0, "cpu of A alone");
+        assert_eq!(s.per_pod.len(), 1);
+
+        // History: range queries, step = the interval; B's change at T0+420 shows.
+        let h = source.history(&query(at(600), &[A, B]), 4.0, 120.0).await.expect("history");
+        let got: Vec<(f64, Option<f64>, Option<f64>, Option<u32>)> =
+            h.iter().map(|s| (s.at, s.cpu_millicores, s.memory_mebibytes, s.pod_count)).collect();
+        assert_eq!(got.len(), 3, "{got:?}");
+        for (s, (t, cpu)) in h.iter().zip([(360, 375.0), (480, 525.0), (600, 525.0)]) {
+            assert_eq!(s.at, at(t));
+            close(s.cpu_millicores, cpu, &format!("cpu at T0+{t}"));
+            close(s.memory_mebibytes, 120.0, "memory");
+            assert_eq!(s.pod_count, Some(2));
+            close(s.traffic.map(|t| t.rps), 11.0, "rps");
+            assert_eq!(s.status, SourceStatus::Ok);
+        }
+
+        // 200 s after the last sample Prometheus still answers (5-minute lookback), but the
+        // values are stale: not shown as current.
+        let s = source.sample(&query(at(1400), &[A, B])).await;
+        assert_eq!((s.cpu_millicores, s.memory_mebibytes, s.pod_count), (None, None, None), "{s:?}");
+        match &s.status {
+            SourceStatus::Degraded(m) => assert!(m.contains("stale: the newest sample is 200 s old"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+
+        // Broken templates: the server's error, naming the template; the rest still works.
+        let mut cfg = metrics_config(&prom.url());
+        cfg.queries.cpu = "sum(rate(container_cpu_usage_seconds_total[1m]".into();
+        cfg.queries.memory = "container_memory_working_set_bytes[1m]".into();
+        let broken = PrometheusSource::new(&cfg).expect("source");
+        let s = broken.sample(&query(at(600), &[A, B])).await;
+        let SourceStatus::Degraded(m) = &s.status else { panic!("{:?}", s.status) };
+        assert!(m.contains("template cpu: HTTP 400 bad_data: invalid parameter \"query\": 1:"), "{m}");
+        assert!(m.contains("parse error"), "{m}");
+        assert!(m.contains("template memory: unexpected answer: the query returns a range vector"), "{m}");
+        assert_eq!((s.cpu_millicores, s.memory_mebibytes), (None, None));
+        close(s.cpu_request_millicores, 100.0, "requests still read");
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client against servers that misbehave
+
+fn status_of(s: &MetricsSample) -> String {
+    s.status.label()
+}
+
+#[tokio::test]
+async fn refused_connections_are_unreachable_since_the_first_failure() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let source = PrometheusSource::new(&metrics_config(&url)).expect("source");
+    let first = source.sample(&query(1_000.0, &[A])).await;
+    let later = source.sample(&query(1_030.0, &[A])).await;
+    for s in [&first, &later] {
+        assert_eq!(s.status, SourceStatus::Unreachable { since: 1_000.0, error: "connection refused".into() });
+        assert_eq!((s.cpu_millicores, s.memory_mebibytes, s.pod_count, s.traffic), (None, None, None, None));
+    }
+    assert_eq!(later.at, 1_030.0);
+    assert_eq!(status_of(&later), "unreachable since 1970-01-01T00:16:40Z: connection refused");
+    let line = later.status.headline("Prometheus");
+    assert!(line.starts_with("Prometheus unreachable since ") && line.ends_with(": connection refused"), "{line}");
+    let h = source.history(&query(1_030.0, &[A]), 15.0, 30.0).await;
+    assert_eq!(h, Err("Prometheus unreachable: connection refused".to_string()));
+}
+
+#[tokio::test]
+async fn a_silent_server_times_out() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    let cfg = MetricsConfig { prometheus_timeout_s: 0.3, ..metrics_config(&format!("http://127.0.0.1:{port}")) };
+    let source = PrometheusSource::new(&cfg).expect("source");
+    let s = source.sample(&query(50.0, &[A])).await;
+    assert_eq!(s.status, SourceStatus::Unreachable { since: 50.0, error: "timed out after 0.3 s".into() });
+    hold.abort();
+}
+
+#[tokio::test]
+async fn server_errors_and_garbage_are_named() {
+    use wiremock::matchers::{method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ok = serde_json::json!({"status": "success", "data": {"resultType": "vector", "result": [
+        {"metric": {"pod": A}, "value": [1.0, "42"]}]}});
+
+    // Starting up (or a proxy in front of a dead one): 503 without the API's JSON.
+    let server = MockServer::start().await;
+    Mock::given(path("/api/v1/query"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("Service Unavailable"))
+        .mount(&server)
+        .await;
+    let source = PrometheusSource::new(&metrics_config(&server.uri())).expect("source");
+    let s = source.sample(&query(7.0, &[A])).await;
+    assert_eq!(
+        s.status,
+        SourceStatus::Unreachable { since: 7.0, error: "HTTP 503 Service Unavailable".into() },
+        "{s:?}"
+    );
+
+    // Prometheus' own errors for one template, garbage for another, answers for the rest.
+    let server = MockServer::start().await;
+    let queries = render_queries(&MetricsConfig::default(), "default", "webapp", "nginx");
+    let q = |k: &str| queries.iter().find(|(key, _)| *key == k).map(|(_, q)| q.clone()).expect("template");
+    Mock::given(method("GET"))
+        .and(path("/api/v1/query"))
+        .and(query_param("query", q("cpu")))
+        .respond_with(ResponseTemplate::new(422).set_body_json(serde_json::json!(
+            {"status": "error", "errorType": "execution", "error": "many-to-many matching not allowed"})))
+        .mount(&server)
+        .await;
+    Mock::given(path("/api/v1/query"))
+        .and(query_param("query", q("memory")))
+        .respond_with(ResponseTemplate::new(200).set_body_string("<html>login</html>"))
+        .mount(&server)
+        .await;
+    Mock::given(path("/api/v1/query"))
+        .and(query_param("query", q("cpu_request")))
+        .respond_with(ResponseTemplate::new(500).set_body_json(serde_json::json!(
+            {"status": "error", "errorType": "internal", "error": "boom"})))
+        .mount(&server)
+        .await;
+    Mock::given(path("/api/v1/query")).respond_with(ResponseTemplate::new(200).set_body_json(ok)).mount(&server).await;
+    let source = PrometheusSource::new(&metrics_config(&server.uri())).expect("source");
+    let s = source.sample(&query(7.0, &[A])).await;
+    let SourceStatus::Degraded(m) = &s.status else { panic!("{:?}", s.status) };
+    assert!(m.contains("template cpu: HTTP 422 execution: many-to-many matching not allowed"), "{m}");
+    assert!(m.contains("template memory: unexpected answer: not the Prometheus API: <html>login</html>"), "{m}");
+    assert!(m.contains("template cpu_request: HTTP 500 internal: boom"), "{m}");
+    assert_eq!((s.cpu_millicores, s.memory_mebibytes, s.cpu_request_millicores), (None, None, None));
+    close(s.memory_request_mebibytes, 42.0, "the other templates still count");
+    assert_eq!(s.pod_count, Some(42));
+}
