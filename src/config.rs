@@ -272,7 +272,9 @@ impl Default for PromQueries {
             cpu: format!(
                 "sum by (pod) (rate(container_cpu_usage_seconds_total{{{pods}, {{container_filter}}}}[{{rate_window}}])) * 1000"
             ),
-            memory: format!("sum by (pod) (container_memory_working_set_bytes{{{pods}, {{container_filter}}}}) / 1048576"),
+            memory: format!(
+                "sum by (pod) (container_memory_working_set_bytes{{{pods}, {{container_filter}}}}) / 1048576"
+            ),
             cpu_request: request("cpu", "* 1000"),
             memory_request: request("memory", "/ 1048576"),
             running_pods: format!(r#"sum(max by (pod) (kube_pod_status_phase{{{pods}, phase="Running"}}))"#),

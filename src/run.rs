@@ -108,7 +108,9 @@ pub async fn build(cfg: &Config, interactive: bool) -> Result<RunParts, SetupErr
             tokio::spawn(async move {
                 let note = match client.version().await {
                     Ok(v) => format!("reading metrics from Prometheus {v} at {url}"),
-                    Err(e) => format!("Prometheus at {url} does not answer yet ({e}); metric cells stay empty until it does"),
+                    Err(e) => {
+                        format!("Prometheus at {url} does not answer yet ({e}); metric cells stay empty until it does")
+                    }
                 };
                 let _ = tx.send(EngineEvent::Notice(note)).await;
             });

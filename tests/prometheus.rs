@@ -312,10 +312,8 @@ fn rules_test(with_5xx: bool, extra: &[(&str, Vec<(String, f64)>)]) -> serde_jso
             "exp_samples": samples.iter().map(|(l, v)| serde_json::json!({"labels": l, "value": (v * 1000.0 + 0.5).floor() / 1000.0})).collect::<Vec<_>>(),
         }));
     }
-    let series: Vec<serde_json::Value> = synthetic_series(with_5xx)
-        .into_iter()
-        .map(|(s, v)| serde_json::json!({"series": s, "values": v}))
-        .collect();
+    let series: Vec<serde_json::Value> =
+        synthetic_series(with_5xx).into_iter().map(|(s, v)| serde_json::json!({"series": s, "values": v})).collect();
     serde_json::json!({"interval": "15s", "input_series": series, "promql_expr_test": tests})
 }
 
@@ -405,7 +403,7 @@ const MIB: f64 = 1_048_576.0;
 fn backfill_text() -> String {
     let times: Vec<i64> = (0..=80).map(|k| k * 15).collect();
     let mut o = String::new();
-    let mut series = |o: &mut String, name: &str, labels: &str, f: &dyn Fn(f64) -> f64| {
+    let series = |o: &mut String, name: &str, labels: &str, f: &dyn Fn(f64) -> f64| {
         for dt in &times {
             let v = f(*dt as f64);
             let v = if v.is_nan() { "NaN".to_string() } else { format!("{v}") };
@@ -509,9 +507,8 @@ fn backfilled_series_give_exact_numbers_for_instant_and_range_queries() {
 
         // History: range queries, step = the interval; B's change at T0+420 shows.
         let h = source.history(&query(at(600), &[A, B]), 4.0, 120.0).await.expect("history");
-        let got: Vec<(f64, Option<f64>, Option<f64>, Option<u32>)> =
-            h.iter().map(|s| (s.at, s.cpu_millicores, s.memory_mebibytes, s.pod_count)).collect();
-        assert_eq!(got.len(), 3, "{got:?}");
+        let points: Vec<f64> = h.iter().map(|s| s.at).collect();
+        assert_eq!(points, [at(360), at(480), at(600)], "{h:?}");
         for (s, (t, cpu)) in h.iter().zip([(360, 375.0), (480, 525.0), (600, 525.0)]) {
             assert_eq!(s.at, at(t));
             close(s.cpu_millicores, cpu, &format!("cpu at T0+{t}"));
@@ -643,4 +640,272 @@ async fn server_errors_and_garbage_are_named() {
     assert_eq!((s.cpu_millicores, s.memory_mebibytes, s.cpu_request_millicores), (None, None, None));
     close(s.memory_request_mebibytes, 42.0, "the other templates still count");
     assert_eq!(s.pod_count, Some(42));
+}
+
+// ---------------------------------------------------------------------------------------------
+// End to end: a real Prometheus scrapes the simulator while the real binary records
+
+fn scaletui() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_scaletui"));
+    c.env_remove("SCALETUI_CONFIG").current_dir(env!("CARGO_MANIFEST_DIR"));
+    c
+}
+
+/// The CSV of a run in `dir` so far (complete lines only), as header + rows.
+struct Record {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Record {
+    fn read(dir: &Path) -> Option<Record> {
+        let path = std::fs::read_dir(dir)
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|x| x == "csv") && !p.to_string_lossy().ends_with("_events.csv"))?;
+        let text = std::fs::read_to_string(path).ok()?;
+        let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+        let mut r = csv::Reader::from_reader(complete.as_bytes());
+        let header = r.headers().ok()?.iter().map(String::from).collect();
+        let rows = r.records().filter_map(Result::ok).map(|x| x.iter().map(String::from).collect()).collect();
+        Some(Record { header, rows })
+    }
+
+    fn col(&self, name: &str) -> usize {
+        self.header.iter().position(|h| h == name).unwrap_or_else(|| panic!("column {name}"))
+    }
+
+    fn num(&self, row: &[String], name: &str) -> Option<f64> {
+        row[self.col(name)].parse().ok()
+    }
+
+    fn text<'a>(&self, row: &'a [String], name: &str) -> &'a str {
+        &row[self.col(name)]
+    }
+
+    fn events(dir: &Path) -> String {
+        std::fs::read_dir(dir)
+            .ok()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.to_string_lossy().ends_with("_events.csv"))
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default()
+    }
+}
+
+/// Poll the record until `done` says so; panics after `secs` with the last rows.
+fn wait_for(dir: &Path, secs: u64, what: &str, mut done: impl FnMut(&Record) -> bool) -> Record {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(r) = Record::read(dir)
+            && done(&r)
+        {
+            return r;
+        }
+        if Instant::now() > deadline {
+            let last: Vec<String> = Record::read(dir)
+                .map(|r| {
+                    r.rows
+                        .iter()
+                        .rev()
+                        .take(5)
+                        .map(|row| format!("{} {:?}", r.text(row, "elapsed_s"), r.text(row, "metrics_status")))
+                        .collect()
+                })
+                .unwrap_or_default();
+            panic!("{what}: not within {secs} s; last rows: {last:#?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A scaletui run scraped by its own Prometheus: config files, output folder, both processes.
+struct ScrapedRun {
+    prom: Prometheus,
+    dir: tempfile::TempDir,
+    out: PathBuf,
+    config: PathBuf,
+    child: Option<Child>,
+}
+
+impl ScrapedRun {
+    /// Prometheus scraping every second; the simulator without noise or HPA at a constant load.
+    fn start(interval_s: u32) -> Self {
+        let exporter = free_port();
+        let prom = Prometheus::start(
+            &format!(
+                "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: scaletui-sim\n    static_configs:\n      - targets: [\"127.0.0.1:{exporter}\"]\n"
+            ),
+            None,
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("scaletui.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[experiment]\ninterval = {interval_s}\n\n[metrics]\nsource = \"prometheus\"\nprometheus_url = \"{}\"\n\
+                 prometheus_timeout_s = 2\nrate_window = \"10s\"\n\n[sim]\nexporter_listen = \"127.0.0.1:{exporter}\"\n\
+                 noise = 0\nhpa_present = false\nbaseline_rps = 60\n",
+                prom.url()
+            ),
+        )
+        .expect("config");
+        let out = dir.path().join("out");
+        let child = scaletui()
+            .args(["--headless", "--duration", "0", "--config"])
+            .arg(&config)
+            .arg("--output-dir")
+            .arg(&out)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("stderr.txt")).expect("stderr file"))
+            .spawn()
+            .expect("scaletui starts");
+        Self { prom, dir, out, config, child: Some(child) }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.txt")).unwrap_or_default()
+    }
+
+    /// SIGTERM scaletui; it must exit cleanly.
+    fn finish(&mut self) {
+        let mut c = self.child.take().expect("running");
+        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let status = c.wait().expect("exits");
+        assert!(status.success(), "scaletui exit {status:?}:\n{}", self.stderr());
+    }
+}
+
+impl Drop for ScrapedRun {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[test]
+fn prometheus_scraping_the_simulator_records_its_truth() {
+    let mut run = ScrapedRun::start(2);
+    // Rows once the 10 s rate window is full of scraped samples (two scrapes of margin).
+    let full_rows = |r: &Record| -> Vec<Vec<String>> {
+        let first = r.rows.iter().find(|row| r.num(row, "cpu_millicores").is_some());
+        let Some(t0) = first.and_then(|row| r.num(row, "elapsed_s")) else { return Vec::new() };
+        r.rows.iter().filter(|row| r.num(row, "elapsed_s").is_some_and(|t| t >= t0 + 12.0)).cloned().collect()
+    };
+    let record = wait_for(&run.out, 120, "3 rows with a full rate window", |r| full_rows(r).len() >= 3);
+
+    // The seed's CPU query averages over the pause and pod-cgroup series too: 2/3 of the truth.
+    let rt = runtime();
+    let seed_cpu = rt.block_on(async {
+        let client = PromClient::new(&run.prom.url(), 5.0).expect("client");
+        let q = r#"avg(rate(container_cpu_usage_seconds_total{namespace="default",pod=~"webapp-.*"}[10s])) * 1000"#;
+        let now = scaletui::engine::types::wall_now() - 1.0;
+        client.instant(q, now).await.expect("seed query").first().map(|s| s.value)
+    });
+    run.finish();
+    let stderr = run.stderr();
+    assert!(stderr.contains("speed 10 -> 1"), "{stderr}");
+    assert!(stderr.contains("metrics are at http://127.0.0.1:"), "{stderr}");
+
+    // The simulator's own figures for the same seed and configuration (virtual clock).
+    let truth_dir = tempfile::tempdir().expect("tempdir");
+    let out = scaletui()
+        .args(["--headless", "--speed", "max", "--duration", "3", "--metrics", "sim", "--config"])
+        .arg(&run.config)
+        .arg("--output-dir")
+        .arg(truth_dir.path())
+        .output()
+        .expect("truth run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let truth = Record::read(truth_dir.path()).expect("truth record");
+    // The load is constant; the simulator's metrics-server-like figures lag by their 30 s window
+    // plus the 15 s resolution, so its truth is the steady value after that (and it is steady).
+    let steady = |col: &str| -> f64 {
+        let v: Vec<f64> = truth
+            .rows
+            .iter()
+            .filter(|r| truth.num(r, "elapsed_s").is_some_and(|t| t >= 60.0))
+            .map(|r| truth.num(r, col).unwrap_or_else(|| panic!("truth {col}")))
+            .collect();
+        let (lo, hi) = v.iter().fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(*x), b.max(*x)));
+        assert!(v.len() > 10 && hi - lo <= 1e-6 * hi.max(1.0), "truth {col} is steady: {v:?}");
+        lo
+    };
+    let rows = full_rows(&record);
+    assert!(rows.len() >= 3);
+    for row in &rows {
+        let elapsed = record.num(row, "elapsed_s").expect("elapsed");
+        for col in ["cpu_millicores", "memory_mebibytes", "rps"] {
+            let got = record.num(row, col).unwrap_or_else(|| panic!("{col} at {elapsed}"));
+            let want = steady(col);
+            assert!((got - want).abs() <= 0.05 * want, "{col} at {elapsed} s: Prometheus {got}, simulator {want}");
+        }
+        assert_eq!(record.text(row, "metrics_status"), "ok");
+        assert_eq!(record.text(row, "metrics_source"), "prometheus");
+        assert_eq!(record.num(row, "cpu_request_millicores"), Some(100.0));
+        assert_eq!(record.num(row, "memory_request_mebibytes"), Some(64.0));
+        assert_eq!(record.num(row, "pod_count"), Some(3.0));
+        assert!(record.num(row, "latency_p95_ms").is_some_and(|p| p > 0.0));
+    }
+    let truth_cpu = steady("cpu_millicores");
+    let seed_cpu = seed_cpu.expect("the seed's query has a value");
+    assert!(
+        (seed_cpu - truth_cpu).abs() > 0.2 * truth_cpu,
+        "the seed's query ({seed_cpu}) would not be told apart from the truth ({truth_cpu})"
+    );
+}
+
+#[test]
+fn a_run_survives_prometheus_stopping_and_restarting() {
+    let mut run = ScrapedRun::start(1);
+    let ok_with_values =
+        |r: &Record, row: &[String]| r.text(row, "metrics_status") == "ok" && r.num(row, "cpu_millicores").is_some();
+    let before = wait_for(&run.out, 90, "values from Prometheus", |r| r.rows.iter().any(|row| ok_with_values(r, row)));
+
+    run.prom.stop();
+    let n0 = before.rows.len();
+    let down = |r: &Record, row: &[String]| r.text(row, "metrics_status").starts_with("unreachable since ");
+    let during = wait_for(&run.out, 60, "3 rows while Prometheus is down", |r| {
+        r.rows.iter().skip(n0).filter(|row| down(r, row)).count() >= 3
+    });
+    let down_rows: Vec<&Vec<String>> = during.rows.iter().skip(n0).filter(|row| down(&during, row)).collect();
+    let first_status = during.text(down_rows[0], "metrics_status");
+    assert!(first_status.ends_with(": connection refused"), "{first_status}");
+    for row in &down_rows {
+        // The same "since" on every row of the outage, and empty metric cells.
+        assert_eq!(during.text(row, "metrics_status"), first_status);
+        for col in ["cpu_millicores", "memory_mebibytes", "cpu_request_millicores", "pod_count", "rps"] {
+            assert_eq!(during.text(row, col), "", "{col} while Prometheus is down");
+        }
+        // The cluster side goes on.
+        assert_eq!(during.num(row, "current_replicas"), Some(3.0));
+    }
+
+    run.prom.spawn();
+    let n1 = during.rows.len();
+    let after = wait_for(&run.out, 90, "values after Prometheus restarted", |r| {
+        r.rows.iter().skip(n1).any(|row| ok_with_values(r, row))
+    });
+    run.finish();
+    let last = Record::read(&run.out).expect("record");
+    assert!(last.rows.len() >= after.rows.len());
+    assert!(last.rows.iter().all(|r| r.len() == last.header.len()), "complete rows");
+    let events = Record::events(&run.out);
+    assert!(events.contains("Prometheus unreachable since") && events.contains("connection refused"), "{events}");
+    assert!(events.matches(",metrics,").count() >= 2 && events.contains("Prometheus: ok"), "{events}");
+}
+
+#[test]
+fn prometheus_on_the_simulator_refuses_the_virtual_clock() {
+    let out = scaletui()
+        .args(["--headless", "--speed", "max", "--duration", "1", "--metrics", "prometheus"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--speed max cannot be used"), "{err}");
 }

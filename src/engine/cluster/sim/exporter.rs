@@ -120,9 +120,17 @@ pub fn render(m: &SimModel, namespace: &str, deployment: &str) -> String {
     o.family("container_cpu_usage_seconds_total", "counter", "Cumulative cpu time consumed in seconds.");
     for (p, _) in &running {
         let pod = p.name.as_str();
-        o.sample("container_cpu_usage_seconds_total", &[("namespace", ns), ("pod", pod), ("container", "nginx")], p.cpu_seconds_total);
+        o.sample(
+            "container_cpu_usage_seconds_total",
+            &[("namespace", ns), ("pod", pod), ("container", "nginx")],
+            p.cpu_seconds_total,
+        );
         o.sample("container_cpu_usage_seconds_total", &[("namespace", ns), ("pod", pod), ("container", "POD")], 0.0);
-        o.sample("container_cpu_usage_seconds_total", &[("namespace", ns), ("pod", pod), ("container", "")], p.cpu_seconds_total);
+        o.sample(
+            "container_cpu_usage_seconds_total",
+            &[("namespace", ns), ("pod", pod), ("container", "")],
+            p.cpu_seconds_total,
+        );
     }
     let memory = |o: &mut Out, name: &str, help: &str, extra_mib: f64| {
         o.family(name, "gauge", help);
@@ -136,7 +144,12 @@ pub fn render(m: &SimModel, namespace: &str, deployment: &str) -> String {
         }
     };
     memory(&mut o, "container_memory_working_set_bytes", "Current working set in bytes.", 0.0);
-    memory(&mut o, "container_memory_usage_bytes", "Current memory usage in bytes, including all memory regardless of when it was accessed.", PAGE_CACHE_MIB);
+    memory(
+        &mut o,
+        "container_memory_usage_bytes",
+        "Current memory usage in bytes, including all memory regardless of when it was accessed.",
+        PAGE_CACHE_MIB,
+    );
     o.family("container_spec_memory_limit_bytes", "gauge", "Memory limit for the container.");
     for (p, _) in &running {
         let l = [("namespace", ns), ("pod", p.name.as_str()), ("container", "nginx")];
@@ -145,24 +158,50 @@ pub fn render(m: &SimModel, namespace: &str, deployment: &str) -> String {
 
     o.family("kube_pod_info", "gauge", "Information about pod.");
     for (p, _) in &pods {
-        o.sample("kube_pod_info", &[("namespace", ns), ("pod", p.name.as_str()), ("node", NODE), ("created_by_kind", "ReplicaSet")], 1.0);
+        o.sample(
+            "kube_pod_info",
+            &[("namespace", ns), ("pod", p.name.as_str()), ("node", NODE), ("created_by_kind", "ReplicaSet")],
+            1.0,
+        );
     }
     o.family("kube_pod_status_phase", "gauge", "The pods current phase.");
     for (p, info) in &pods {
         for phase in [PodPhase::Pending, PodPhase::Running, PodPhase::Succeeded, PodPhase::Failed, PodPhase::Unknown] {
             let v = if info.phase == phase { 1.0 } else { 0.0 };
-            o.sample("kube_pod_status_phase", &[("namespace", ns), ("pod", p.name.as_str()), ("phase", phase.as_str())], v);
+            o.sample(
+                "kube_pod_status_phase",
+                &[("namespace", ns), ("pod", p.name.as_str()), ("phase", phase.as_str())],
+                v,
+            );
         }
     }
     o.family("kube_pod_status_ready", "gauge", "Describes whether the pod is ready to serve requests.");
     for (p, info) in &pods {
-        for (cond, on) in [("true", info.ready == Some(true)), ("false", info.ready == Some(false)), ("unknown", info.ready.is_none())] {
-            o.sample("kube_pod_status_ready", &[("namespace", ns), ("pod", p.name.as_str()), ("condition", cond)], f64::from(u8::from(on)));
+        for (cond, on) in [
+            ("true", info.ready == Some(true)),
+            ("false", info.ready == Some(false)),
+            ("unknown", info.ready.is_none()),
+        ] {
+            o.sample(
+                "kube_pod_status_ready",
+                &[("namespace", ns), ("pod", p.name.as_str()), ("condition", cond)],
+                f64::from(u8::from(on)),
+            );
         }
     }
     for (name, help, cpu_m, mem_mib) in [
-        ("kube_pod_container_resource_requests", "The number of requested request resource by a container.", cfg.cpu_request_m, cfg.memory_request_mib),
-        ("kube_pod_container_resource_limits", "The number of requested limit resource by a container.", cfg.cpu_limit_m, cfg.memory_limit_mib),
+        (
+            "kube_pod_container_resource_requests",
+            "The number of requested request resource by a container.",
+            cfg.cpu_request_m,
+            cfg.memory_request_mib,
+        ),
+        (
+            "kube_pod_container_resource_limits",
+            "The number of requested limit resource by a container.",
+            cfg.cpu_limit_m,
+            cfg.memory_limit_mib,
+        ),
     ] {
         o.family(name, "gauge", help);
         for (p, _) in &pods {
@@ -184,7 +223,11 @@ pub fn render(m: &SimModel, namespace: &str, deployment: &str) -> String {
         ("kube_deployment_spec_replicas", "Number of desired pods for a deployment.", d.spec_replicas),
         ("kube_deployment_status_replicas", "The number of replicas per deployment.", d.status_replicas),
         ("kube_deployment_status_replicas_ready", "The number of ready replicas per deployment.", d.ready_replicas),
-        ("kube_deployment_status_replicas_available", "The number of available replicas per deployment.", d.available_replicas),
+        (
+            "kube_deployment_status_replicas_available",
+            "The number of available replicas per deployment.",
+            d.available_replicas,
+        ),
     ] {
         o.family(name, "gauge", help);
         o.sample(name, &dl, f64::from(v));
@@ -192,10 +235,26 @@ pub fn render(m: &SimModel, namespace: &str, deployment: &str) -> String {
     if let Some(h) = m.hpa_info() {
         let hl = [("namespace", ns), ("horizontalpodautoscaler", h.name.as_str())];
         for (name, help, v) in [
-            ("kube_horizontalpodautoscaler_spec_min_replicas", "Lower limit for the number of pods that can be set by the autoscaler.", Some(h.min_replicas)),
-            ("kube_horizontalpodautoscaler_spec_max_replicas", "Upper limit for the number of pods that can be set by the autoscaler.", Some(h.max_replicas)),
-            ("kube_horizontalpodautoscaler_status_current_replicas", "Current number of replicas of pods managed by this autoscaler.", h.current_replicas),
-            ("kube_horizontalpodautoscaler_status_desired_replicas", "Desired number of replicas of pods managed by this autoscaler.", h.desired_replicas),
+            (
+                "kube_horizontalpodautoscaler_spec_min_replicas",
+                "Lower limit for the number of pods that can be set by the autoscaler.",
+                Some(h.min_replicas),
+            ),
+            (
+                "kube_horizontalpodautoscaler_spec_max_replicas",
+                "Upper limit for the number of pods that can be set by the autoscaler.",
+                Some(h.max_replicas),
+            ),
+            (
+                "kube_horizontalpodautoscaler_status_current_replicas",
+                "Current number of replicas of pods managed by this autoscaler.",
+                h.current_replicas,
+            ),
+            (
+                "kube_horizontalpodautoscaler_status_desired_replicas",
+                "Desired number of replicas of pods managed by this autoscaler.",
+                h.desired_replicas,
+            ),
         ] {
             if let Some(v) = v {
                 o.family(name, "gauge", help);
@@ -326,7 +385,8 @@ mod tests {
         let served = value(&after, r#"http_requests_total{namespace="default",service="webapp",code="200"}"#);
         assert!((served - 30.0 * 60.0).abs() < 1.0, "{served}");
         let count = value(&after, r#"http_request_duration_seconds_count{namespace="default",service="webapp"}"#);
-        let inf = value(&after, r#"http_request_duration_seconds_bucket{namespace="default",service="webapp",le="+Inf"}"#);
+        let inf =
+            value(&after, r#"http_request_duration_seconds_bucket{namespace="default",service="webapp",le="+Inf"}"#);
         assert!((count - inf).abs() < 1e-6 && count > 1700.0, "{count} {inf}");
         assert_eq!(value(&after, r#"kube_deployment_spec_replicas{namespace="default",deployment="webapp"}"#), 3.0);
         let running = format!(r#"kube_pod_status_phase{{namespace="default",pod="{pod}",phase="Running"}}"#);

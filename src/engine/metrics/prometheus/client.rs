@@ -49,7 +49,9 @@ impl fmt::Display for PromError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PromError::Unreachable(m) => f.write_str(m),
-            PromError::Api { status, error_type, error } if error_type.is_empty() => write!(f, "HTTP {status}: {error}"),
+            PromError::Api { status, error_type, error } if error_type.is_empty() => {
+                write!(f, "HTTP {status}: {error}")
+            }
             PromError::Api { status, error_type, error } => write!(f, "HTTP {status} {error_type}: {error}"),
             PromError::BadAnswer(m) => write!(f, "unexpected answer: {m}"),
         }
@@ -146,8 +148,8 @@ impl PromClient {
         if data.result_type != "matrix" {
             return Err(PromError::BadAnswer(format!("a {} result from a range query", data.result_type)));
         }
-        let items: Vec<MatrixItem> = serde_json::from_value(data.result)
-            .map_err(|e| PromError::BadAnswer(format!("matrix result: {e}")))?;
+        let items: Vec<MatrixItem> =
+            serde_json::from_value(data.result).map_err(|e| PromError::BadAnswer(format!("matrix result: {e}")))?;
         items
             .into_iter()
             .map(|i| {
@@ -195,7 +197,9 @@ impl PromClient {
             _ if matches!(status, 502..=504) => {
                 Err(PromError::Unreachable(format!("HTTP {status} {}", snippet(&body, status))))
             }
-            _ if status >= 300 => Err(PromError::Api { status, error_type: String::new(), error: snippet(&body, status) }),
+            _ if status >= 300 => {
+                Err(PromError::Api { status, error_type: String::new(), error: snippet(&body, status) })
+            }
             _ => Err(PromError::BadAnswer(format!("not the Prometheus API: {}", snippet(&body, status)))),
         }
     }

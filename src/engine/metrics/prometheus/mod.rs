@@ -33,10 +33,16 @@ pub fn validate_config(m: &MetricsConfig) -> Result<(), (String, String)> {
         return err("metrics.prometheus_url", e);
     }
     if templates::parse_duration(&m.rate_window).is_none() {
-        return err("metrics.rate_window", format!("must be a Prometheus duration such as 1m or 30s, not {:?}", m.rate_window));
+        return err(
+            "metrics.rate_window",
+            format!("must be a Prometheus duration such as 1m or 30s, not {:?}", m.rate_window),
+        );
     }
     if !(m.max_sample_age_s.is_finite() && m.max_sample_age_s >= 0.0) {
-        return err("metrics.max_sample_age_s", format!("must be seconds >= 0 (0 = no check), not {}", m.max_sample_age_s));
+        return err(
+            "metrics.max_sample_age_s",
+            format!("must be seconds >= 0 (0 = no check), not {}", m.max_sample_age_s),
+        );
     }
     if m.pod_regex.trim().is_empty() {
         return err("metrics.pod_regex", "must not be empty (.+ matches every pod)".into());
@@ -56,7 +62,12 @@ pub fn validate_config(m: &MetricsConfig) -> Result<(), (String, String)> {
 }
 
 /// The queries to send for a deployment: (template key, PromQL), empty templates left out.
-pub fn render_queries(m: &MetricsConfig, namespace: &str, deployment: &str, container: &str) -> Vec<(&'static str, String)> {
+pub fn render_queries(
+    m: &MetricsConfig,
+    namespace: &str,
+    deployment: &str,
+    container: &str,
+) -> Vec<(&'static str, String)> {
     let vars = Vars {
         namespace: namespace.to_string(),
         deployment: deployment.to_string(),
@@ -192,10 +203,8 @@ fn assemble(
         traffic,
         status: SourceStatus::Ok,
     };
-    let mut problems: Vec<String> = outcomes
-        .iter()
-        .filter_map(|(k, o)| o.as_ref().err().map(|e| format!("template {k}: {e}")))
-        .collect();
+    let mut problems: Vec<String> =
+        outcomes.iter().filter_map(|(k, o)| o.as_ref().err().map(|e| format!("template {k}: {e}"))).collect();
     if let Some(age) = single("sample_age").filter(|a| max_age_s > 0.0 && *a > max_age_s) {
         problems.push(format!("stale: the newest sample is {age:.0} s old (max_sample_age_s {max_age_s})"));
         sample = MetricsSample { at, status: SourceStatus::Ok, ..MetricsSample::default() };
@@ -240,7 +249,11 @@ impl MetricsSource for PrometheusSource {
             join_all(queries.iter().map(|(k, expr)| async move { (*k, self.client.instant(expr, q.now).await) })).await;
         if let Some(error) = all_unreachable(&outcomes) {
             let since = *self.down_since().get_or_insert(q.now);
-            return MetricsSample { at: q.now, status: SourceStatus::Unreachable { since, error }, ..Default::default() };
+            return MetricsSample {
+                at: q.now,
+                status: SourceStatus::Unreachable { since, error },
+                ..Default::default()
+            };
         }
         *self.down_since() = None;
         // Series of pods the cluster no longer lists (deleted, still inside the rate window) are
@@ -291,7 +304,8 @@ impl MetricsSource for PrometheusSource {
                 // Gaps in history are normal (pods come and go); only failures are reported.
                 let failures: Vec<&String> = problems.iter().filter(|p| !p.starts_with("no data")).collect();
                 if !failures.is_empty() {
-                    s.status = SourceStatus::Degraded(failures.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; "));
+                    s.status =
+                        SourceStatus::Degraded(failures.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; "));
                 }
                 s
             })
@@ -371,13 +385,31 @@ mod tests {
     }
 
     #[test]
+    fn config_errors_name_the_line_and_key() {
+        let text = "[metrics]\nrate_window = \"1m\"\n\n[metrics.queries]\ncpu = 'sum(x{namespace=\"{namespce}\"})'\n";
+        let e = crate::config::parse(text, "m.toml").expect_err("typo in a placeholder");
+        assert_eq!((e.line, e.key.as_deref()), (Some(5), Some("metrics.queries.cpu")), "{e}");
+        assert!(e.message.contains("unknown placeholder {namespce}"), "{e}");
+        let e = crate::config::parse("[metrics]\nrate_window = \"soon\"\n", "m.toml").expect_err("bad window");
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("metrics.rate_window")), "{e}");
+        let e =
+            crate::config::parse("[metrics]\nprometheus_url = \"localhost:9090\"\n", "m.toml").expect_err("no scheme");
+        assert_eq!(e.key.as_deref(), Some("metrics.prometheus_url"), "{e}");
+        let e = crate::config::parse("[sim]\nexporter_listen = \"9464\"\n", "m.toml").expect_err("no host");
+        assert_eq!(e.key.as_deref(), Some("sim.exporter_listen"), "{e}");
+    }
+
+    #[test]
     fn shipped_templates_render_without_placeholders() {
         let cfg = MetricsConfig::default();
         validate_config(&cfg).expect("defaults are valid");
         let qs = render_queries(&cfg, "default", "webapp", "nginx");
         assert_eq!(qs.len(), 13);
         for (k, q) in &qs {
-            assert!(!q.contains("{namespace}") && !q.contains("{rate_window}") && !q.contains("{pod_regex}"), "{k}: {q}");
+            assert!(
+                !q.contains("{namespace}") && !q.contains("{rate_window}") && !q.contains("{pod_regex}"),
+                "{k}: {q}"
+            );
         }
         let cpu = &qs[0].1;
         assert_eq!(

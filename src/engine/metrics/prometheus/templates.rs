@@ -2,7 +2,8 @@
 //! again), string values quoted for PromQL double-quoted strings.
 
 /// Every placeholder a query template may use.
-pub const PLACEHOLDERS: [&str; 6] = ["namespace", "deployment", "container", "pod_regex", "container_filter", "rate_window"];
+pub const PLACEHOLDERS: [&str; 6] =
+    ["namespace", "deployment", "container", "pod_regex", "container_filter", "rate_window"];
 
 /// What the placeholders stand for (raw, unescaped).
 #[derive(Debug, Clone, PartialEq)]
@@ -125,12 +126,16 @@ pub fn parse_duration(s: &str) -> Option<f64> {
         }
         let n: f64 = rest[..digits].parse().ok()?;
         rest = &rest[digits..];
-        const UNITS: [(&str, f64); 7] =
-            [("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0), ("d", 86_400.0), ("w", 604_800.0), ("y", 31_536_000.0)];
-        let (unit, len) = UNITS
-            .iter()
-            .find(|(u, _)| rest.starts_with(u))
-            .map(|(u, f)| (*f, u.len()))?;
+        const UNITS: [(&str, f64); 7] = [
+            ("ms", 0.001),
+            ("s", 1.0),
+            ("m", 60.0),
+            ("h", 3600.0),
+            ("d", 86_400.0),
+            ("w", 604_800.0),
+            ("y", 31_536_000.0),
+        ];
+        let (unit, len) = UNITS.iter().find(|(u, _)| rest.starts_with(u)).map(|(u, f)| (*f, u.len()))?;
         total += n * unit;
         rest = &rest[len..];
     }
@@ -154,7 +159,8 @@ mod tests {
 
     #[test]
     fn placeholders_are_replaced_once_and_matchers_kept() {
-        let t = r#"sum by (pod) (rate(x{namespace="{namespace}", pod=~"{pod_regex}", {container_filter}}[{rate_window}]))"#;
+        let t =
+            r#"sum by (pod) (rate(x{namespace="{namespace}", pod=~"{pod_regex}", {container_filter}}[{rate_window}]))"#;
         assert_eq!(
             vars().render(t),
             r#"sum by (pod) (rate(x{namespace="shop", pod=~"web-[a-z0-9]+-[a-z0-9]{5}", container="nginx"}[2m]))"#
