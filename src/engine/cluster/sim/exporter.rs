@@ -324,14 +324,7 @@ impl ExporterServer {
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
-    let body = {
-        let mut m = match s.model.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        m.advance_to(s.clock.now());
-        render(&m, &s.namespace, &s.deployment)
-    };
+    let body = render(&super::lock_advanced(&s.model, &s.clock), &s.namespace, &s.deployment);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
 }
 

@@ -21,6 +21,17 @@ pub mod stats;
 
 pub use model::{HttpOutcome, SimModel, TrafficPlan};
 
+/// Lock the model and advance it to the clock's current time (a poisoned lock is taken over:
+/// the model is stepped whole or not at all).
+pub fn lock_advanced<'a>(model: &'a Mutex<SimModel>, clock: &SharedClock) -> MutexGuard<'a, SimModel> {
+    let mut m = match model.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    m.advance_to(clock.now());
+    m
+}
+
 /// State to restore on exit: the HPA as it was at start.
 #[derive(Debug, Clone)]
 struct Original {
@@ -66,12 +77,7 @@ impl SimCluster {
 
     /// The model, advanced to the clock's current time.
     pub fn model(&self) -> MutexGuard<'_, SimModel> {
-        let mut m = match self.model.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        m.advance_to(self.clock.now());
-        m
+        lock_advanced(&self.model, &self.clock)
     }
 
     pub fn clock(&self) -> &SharedClock {
