@@ -887,8 +887,17 @@ fn a_run_survives_prometheus_stopping_and_restarting() {
 
     run.prom.spawn();
     let n1 = during.rows.len();
-    let after = wait_for(&run.out, 90, "values after Prometheus restarted", |r| {
-        r.rows.iter().skip(n1).any(|row| ok_with_values(r, row))
+    let restarted_at = during.rows.last().and_then(|row| during.num(row, "elapsed_s")).expect("elapsed");
+    // Values again, and later values whose whole rate window was scraped after the restart.
+    let after = wait_for(&run.out, 90, "values scraped after Prometheus restarted", |r| {
+        let back: Vec<f64> = r
+            .rows
+            .iter()
+            .skip(n1)
+            .filter(|row| ok_with_values(r, row))
+            .filter_map(|row| r.num(row, "elapsed_s"))
+            .collect();
+        back.iter().any(|t| *t >= restarted_at + 12.0)
     });
     run.finish();
     let last = Record::read(&run.out).expect("record");
