@@ -203,8 +203,14 @@ fn assemble(
         traffic,
         status: SourceStatus::Ok,
     };
-    let mut problems: Vec<String> =
-        outcomes.iter().filter_map(|(k, o)| o.as_ref().err().map(|e| format!("template {k}: {e}"))).collect();
+    let mut problems: Vec<String> = outcomes
+        .iter()
+        .filter_map(|(k, o)| match o {
+            Err(e) if e.is_unreachable() => Some(format!("{k}: {e}")),
+            Err(e) => Some(format!("template {k}: {e}")),
+            Ok(_) => None,
+        })
+        .collect();
     if let Some(age) = single("sample_age").filter(|a| max_age_s > 0.0 && *a > max_age_s) {
         problems.push(format!("stale: the newest sample is {age:.0} s old (max_sample_age_s {max_age_s})"));
         sample = MetricsSample { at, status: SourceStatus::Ok, ..MetricsSample::default() };
