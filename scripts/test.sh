@@ -8,6 +8,8 @@ export DEBIAN_FRONTEND=noninteractive
 # Packages the tests drive for real.
 need=()
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
+# Prometheus 2.42 + promtool (tests/prometheus.rs starts its own instances on free loopback ports).
+{ command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "test.sh: missing ${need[*]}; install them (apt-get install ${need[*]}) or run as root" >&2

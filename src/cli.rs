@@ -225,6 +225,7 @@ fn flag_for(key: &str) -> Option<String> {
         "scaling.max_replicas" => "--max-replicas",
         "scaling.cpu_target" => "--cpu-target",
         "scaling.memory_target" => "--memory-target",
+        "metrics.prometheus_url" => "--prometheus-url",
         _ => return None,
     };
     Some(format!("{flag} (config {key})"))

@@ -211,6 +211,13 @@ pub struct MetricsConfig {
     pub source: MetricsSourceKind,
     pub prometheus_url: String,
     pub prometheus_timeout_s: f64,
+    /// Values interpolated into the PromQL templates (see `engine::metrics::prometheus`).
+    pub pod_regex: String,
+    pub container_filter: String,
+    pub rate_window: String,
+    /// Samples older than this are not shown as current (0 = no check).
+    pub max_sample_age_s: f64,
+    pub queries: PromQueries,
 }
 
 impl Default for MetricsConfig {
@@ -219,7 +226,92 @@ impl Default for MetricsConfig {
             source: MetricsSourceKind::Auto,
             prometheus_url: "http://localhost:9090".into(),
             prometheus_timeout_s: 10.0,
+            pod_regex: "{deployment}-[a-z0-9]+-[a-z0-9]+".into(),
+            container_filter: r#"container!="", container!="POD""#.into(),
+            rate_window: "1m".into(),
+            max_sample_age_s: 120.0,
+            queries: PromQueries::default(),
         }
+    }
+}
+
+/// PromQL templates, one per value; an empty template is not queried.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PromQueries {
+    pub cpu: String,
+    pub memory: String,
+    pub cpu_request: String,
+    pub memory_request: String,
+    pub running_pods: String,
+    pub sample_age: String,
+    pub rps: String,
+    pub served_rps: String,
+    pub errors_per_s: String,
+    pub latency_p50_ms: String,
+    pub latency_p95_ms: String,
+    pub latency_p99_ms: String,
+    pub in_flight: String,
+}
+
+impl Default for PromQueries {
+    fn default() -> Self {
+        let pods = r#"namespace="{namespace}", pod=~"{pod_regex}""#;
+        let http = r#"namespace="{namespace}", service="{deployment}""#;
+        let request = |resource: &str, scale: &str| {
+            format!(
+                r#"sum by (pod) (max by (pod, container) (kube_pod_container_resource_requests{{{pods}, resource="{resource}", {{container_filter}}}})) {scale}"#
+            )
+        };
+        let quantile = |q: &str| {
+            format!(
+                "histogram_quantile({q}, sum by (le) (rate(http_request_duration_seconds_bucket{{{http}}}[{{rate_window}}]))) * 1000"
+            )
+        };
+        Self {
+            cpu: format!(
+                "sum by (pod) (rate(container_cpu_usage_seconds_total{{{pods}, {{container_filter}}}}[{{rate_window}}])) * 1000"
+            ),
+            memory: format!(
+                "sum by (pod) (container_memory_working_set_bytes{{{pods}, {{container_filter}}}}) / 1048576"
+            ),
+            cpu_request: request("cpu", "* 1000"),
+            memory_request: request("memory", "/ 1048576"),
+            running_pods: format!(r#"sum(max by (pod) (kube_pod_status_phase{{{pods}, phase="Running"}}))"#),
+            sample_age: format!(
+                "time() - max(timestamp(container_memory_working_set_bytes{{{pods}, {{container_filter}}}}))"
+            ),
+            rps: format!("sum(rate(http_requests_total{{{http}}}[{{rate_window}}]))"),
+            served_rps: format!(r#"sum(rate(http_requests_total{{{http}, code!~"5.."}}[{{rate_window}}]))"#),
+            errors_per_s: format!(
+                r#"sum(rate(http_requests_total{{{http}, code=~"5.."}}[{{rate_window}}])) or (sum(rate(http_requests_total{{{http}}}[{{rate_window}}])) * 0)"#
+            ),
+            latency_p50_ms: quantile("0.5"),
+            latency_p95_ms: quantile("0.95"),
+            latency_p99_ms: quantile("0.99"),
+            in_flight: format!("sum(http_requests_in_flight{{{http}}})"),
+        }
+    }
+}
+
+impl PromQueries {
+    /// (config key, template) in a fixed order.
+    pub fn all(&self) -> [(&'static str, &str); 13] {
+        [
+            ("cpu", &self.cpu),
+            ("memory", &self.memory),
+            ("cpu_request", &self.cpu_request),
+            ("memory_request", &self.memory_request),
+            ("running_pods", &self.running_pods),
+            ("sample_age", &self.sample_age),
+            ("rps", &self.rps),
+            ("served_rps", &self.served_rps),
+            ("errors_per_s", &self.errors_per_s),
+            ("latency_p50_ms", &self.latency_p50_ms),
+            ("latency_p95_ms", &self.latency_p95_ms),
+            ("latency_p99_ms", &self.latency_p99_ms),
+            ("in_flight", &self.in_flight),
+        ]
     }
 }
 
@@ -323,6 +415,7 @@ pub struct SimConfig {
     pub metrics_window_s: f64,
     pub hpa_sync_period_s: f64,
     pub baseline_rps: f64,
+    pub exporter_listen: String,
 }
 
 impl Default for SimConfig {
@@ -352,6 +445,7 @@ impl Default for SimConfig {
             metrics_window_s: 30.0,
             hpa_sync_period_s: 15.0,
             baseline_rps: 10.0,
+            exporter_listen: "127.0.0.1:9464".into(),
         }
     }
 }
@@ -600,6 +694,13 @@ pub fn validate(c: &Config) -> Result<(), (String, String)> {
     }
     if !(c.metrics.prometheus_timeout_s > 0.0) {
         return err("metrics.prometheus_timeout_s", "must be positive");
+    }
+    crate::engine::metrics::prometheus::validate_config(&c.metrics).map_err(|(k, m)| (k.to_string(), m))?;
+    if c.sim.exporter_listen.parse::<std::net::SocketAddr>().is_err() {
+        return err(
+            "sim.exporter_listen",
+            format!("must be an address and port such as 127.0.0.1:9464, not {:?}", c.sim.exporter_listen),
+        );
     }
     let a = &c.advisor;
     if !(a.timeout_s > 0.0) {

@@ -13,6 +13,7 @@ use crate::engine::cluster::Cluster;
 use crate::engine::cluster::sim::SimCluster;
 use crate::engine::experiment::{ExperimentSetup, hpa_spec};
 use crate::engine::messages::{EngineCommand, EngineEvent};
+use crate::engine::metrics::prometheus::PrometheusSource;
 use crate::engine::metrics::sim::SimMetrics;
 use crate::engine::metrics::{MetricsServer, MetricsSource};
 use crate::engine::scenario::Scenario;
@@ -60,6 +61,8 @@ pub async fn build(cfg: &Config, interactive: bool) -> Result<RunParts, SetupErr
     };
     let (events_tx, events_rx) = mpsc::channel(4096);
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    let mut notices = Vec::new();
+    let cfg = &prometheus_speed(cfg, &mut notices)?;
     let (clock, cluster, sim): (SharedClock, Arc<dyn Cluster>, Option<Arc<SimCluster>>) = match cfg.cluster.backend {
         Backend::Sim => {
             let clock = Clock::new(wall_now(), cfg.sim.speed);
@@ -91,11 +94,32 @@ pub async fn build(cfg: &Config, interactive: bool) -> Result<RunParts, SetupErr
         }
         (MetricsSourceKind::MetricsServer, _) => Box::new(MetricsServer::new(cluster.clone())),
         (MetricsSourceKind::Prometheus, _) | (MetricsSourceKind::Auto, Backend::Kube) => {
-            return Err(SetupError(
-                "the Prometheus metric source is not part of this build yet; use --metrics sim".into(),
-            ));
+            if let Some(s) = &sim {
+                let url = s.serve_exporter(&cfg.sim.exporter_listen).await.map_err(|e| SetupError(e.to_string()))?;
+                notices.push(format!(
+                    "the simulated cluster's Prometheus metrics are at {url}; scrape it from the Prometheus at {} \
+                     (example: deploy/prometheus-sim.yml)",
+                    cfg.metrics.prometheus_url
+                ));
+            }
+            let source = PrometheusSource::new(&cfg.metrics).map_err(SetupError)?;
+            // Say early (without delaying the start) when Prometheus is not there.
+            let (client, tx, url) = (source.client().clone(), events_tx.clone(), cfg.metrics.prometheus_url.clone());
+            tokio::spawn(async move {
+                let note = match client.version().await {
+                    Ok(v) => format!("reading metrics from Prometheus {v} at {url}"),
+                    Err(e) => {
+                        format!("Prometheus at {url} does not answer yet ({e}); metric cells stay empty until it does")
+                    }
+                };
+                let _ = tx.send(EngineEvent::Notice(note)).await;
+            });
+            Box::new(source)
         }
     };
+    for n in notices {
+        let _ = events_tx.try_send(EngineEvent::Notice(n));
+    }
     let recommenders: Vec<Box<dyn Recommender>> = Vec::new();
     let setup = ExperimentSetup {
         cfg: cfg.clone(),
@@ -111,4 +135,28 @@ pub async fn build(cfg: &Config, interactive: bool) -> Result<RunParts, SetupErr
         wall_start: wall_now(),
     };
     Ok(RunParts { setup, events: events_rx, commands: cmd_tx, cluster, sim, clock })
+}
+
+/// Prometheus stamps what it scrapes with the wall clock, so a simulated run read through
+/// Prometheus goes in real time: a speed factor becomes 1 (with a notice), `max` is refused.
+fn prometheus_speed(cfg: &Config, notices: &mut Vec<String>) -> Result<Config, SetupError> {
+    let prometheus = cfg.metrics.source == MetricsSourceKind::Prometheus;
+    if cfg.cluster.backend != Backend::Sim || !prometheus || cfg.sim.speed == Speed::Factor(1.0) {
+        return Ok(cfg.clone());
+    }
+    if cfg.sim.speed == Speed::Max {
+        return Err(SetupError(
+            "--metrics prometheus needs the simulated cluster in real time (Prometheus scrapes it on the wall \
+             clock); --speed max cannot be used with it"
+                .into(),
+        ));
+    }
+    notices.push(format!(
+        "speed {} -> 1: with --metrics prometheus the simulated cluster runs in real time (Prometheus scrapes it \
+         on the wall clock)",
+        cfg.sim.speed
+    ));
+    let mut c = cfg.clone();
+    c.sim.speed = Speed::Factor(1.0);
+    Ok(c)
 }

@@ -213,6 +213,8 @@ pub struct Experiment {
     start: f64,
     ticks: u64,
     dropped_events: u64,
+    /// The metric source's status kind on the last tick (an event marks each change).
+    metrics_kind: &'static str,
 }
 
 const HISTORY_ROWS: usize = 120;
@@ -261,6 +263,7 @@ impl Experiment {
             start,
             ticks: 0,
             dropped_events: 0,
+            metrics_kind: "ok",
         })
     }
 
@@ -611,6 +614,15 @@ impl Experiment {
             pods: pods.clone(),
         };
         let sample = self.metrics.sample(&query).await;
+        if sample.status.kind() != self.metrics_kind {
+            let name = crate::engine::metrics::display_name(self.metrics.name());
+            let detail = match &sample.status {
+                crate::engine::types::SourceStatus::Ok => format!("{name}: ok"),
+                other => other.headline(name),
+            };
+            self.metrics_kind = sample.status.kind();
+            self.event("metrics", detail);
+        }
 
         // Scale changes seen on the target feed the shadow HPA's rate-limit history.
         if let Some(d) = &dep {

@@ -192,6 +192,7 @@ pub struct PodUsage {
 }
 
 /// Traffic reaching the deployment (from the simulator, an exporter or the load generator).
+/// A figure the source cannot provide is NaN (the record writes an empty cell).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
 pub struct Traffic {
     /// Requests/s arriving.
@@ -218,11 +219,41 @@ pub enum SourceStatus {
 }
 
 impl SourceStatus {
+    /// For the record: `ok`, `degraded: …`, `unreachable since 2026-11-22T12:03:10Z: connection refused`.
     pub fn label(&self) -> String {
         match self {
             SourceStatus::Ok => "ok".into(),
             SourceStatus::Degraded(m) => format!("degraded: {m}"),
-            SourceStatus::Unreachable { error, .. } => format!("unreachable: {error}"),
+            SourceStatus::Unreachable { since, error } => match jiff::Timestamp::from_second(since.floor() as i64) {
+                Ok(ts) => format!("unreachable since {ts}: {error}"),
+                Err(_) => format!("unreachable: {error}"),
+            },
+        }
+    }
+
+    /// For a status line, in local time: `Prometheus unreachable since 12:03:10: connection refused`.
+    /// `source` is the source's display name (see `metrics::display_name`).
+    pub fn headline(&self, source: &str) -> String {
+        match self {
+            SourceStatus::Ok => format!("{source}: ok"),
+            SourceStatus::Degraded(m) => format!("{source}: {m}"),
+            SourceStatus::Unreachable { since, error } => {
+                let at = jiff::Timestamp::from_second(since.floor() as i64)
+                    .map(|ts| ts.to_zoned(jiff::tz::TimeZone::system()).strftime("%H:%M:%S").to_string());
+                match at {
+                    Ok(t) => format!("{source} unreachable since {t}: {error}"),
+                    Err(_) => format!("{source} unreachable: {error}"),
+                }
+            }
+        }
+    }
+
+    /// `ok`, `degraded` or `unreachable`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceStatus::Ok => "ok",
+            SourceStatus::Degraded(_) => "degraded",
+            SourceStatus::Unreachable { .. } => "unreachable",
         }
     }
 }

@@ -8,7 +8,17 @@ use async_trait::async_trait;
 use super::cluster::Cluster;
 use super::types::{MetricsSample, PodInfo, PodPhase, PodUsage, SourceStatus};
 
+pub mod prometheus;
 pub mod sim;
+
+/// A source's name as people write it (`prometheus` -> `Prometheus`), for status lines.
+pub fn display_name(name: &str) -> &str {
+    match name {
+        "prometheus" => "Prometheus",
+        "sim" => "simulator",
+        other => other,
+    }
+}
 
 /// What a tick asks for.
 #[derive(Debug, Clone)]

@@ -42,14 +42,7 @@ impl SimServer {
 }
 
 async fn serve(State(s): State<AppState>) -> impl IntoResponse {
-    let outcome = {
-        let mut m = match s.model.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        m.advance_to(s.clock.now());
-        m.http_request()
-    };
+    let outcome = super::lock_advanced(&s.model, &s.clock).http_request();
     match outcome {
         HttpOutcome::Ok { latency_ms } => {
             tokio::time::sleep(std::time::Duration::from_secs_f64(latency_ms / 1000.0)).await;

@@ -14,11 +14,23 @@ use crate::engine::clock::SharedClock;
 use crate::engine::hpa::HpaSpec;
 use crate::engine::types::{ClusterInfo, DeploymentState, HpaInfo, PodInfo, PodUsage, StressHandle, Traffic};
 
+pub mod exporter;
 pub mod http;
 pub mod model;
 pub mod stats;
 
 pub use model::{HttpOutcome, SimModel, TrafficPlan};
+
+/// Lock the model and advance it to the clock's current time (a poisoned lock is taken over:
+/// the model is stepped whole or not at all).
+pub fn lock_advanced<'a>(model: &'a Mutex<SimModel>, clock: &SharedClock) -> MutexGuard<'a, SimModel> {
+    let mut m = match model.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    m.advance_to(clock.now());
+    m
+}
 
 /// State to restore on exit: the HPA as it was at start.
 #[derive(Debug, Clone)]
@@ -34,6 +46,7 @@ pub struct SimCluster {
     read_only: bool,
     original: Original,
     server: OnceCell<http::SimServer>,
+    exporter: OnceCell<exporter::ExporterServer>,
     cancel: CancellationToken,
 }
 
@@ -57,18 +70,14 @@ impl SimCluster {
             read_only,
             original,
             server: OnceCell::new(),
+            exporter: OnceCell::new(),
             cancel: CancellationToken::new(),
         })
     }
 
     /// The model, advanced to the clock's current time.
     pub fn model(&self) -> MutexGuard<'_, SimModel> {
-        let mut m = match self.model.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        m.advance_to(self.clock.now());
-        m
+        lock_advanced(&self.model, &self.clock)
     }
 
     pub fn clock(&self) -> &SharedClock {
@@ -94,6 +103,29 @@ impl SimCluster {
             })
             .await
             .map_err(|e| ClusterError::Other(format!("cannot start the simulator's HTTP endpoint: {e}")))?;
+        Ok(server.url.clone())
+    }
+
+    /// Start the Prometheus exporter on `listen` (idempotent) and return its `/metrics` URL.
+    pub async fn serve_exporter(&self, listen: &str) -> ClusterResult<String> {
+        let server = self
+            .exporter
+            .get_or_try_init(|| {
+                exporter::ExporterServer::start(
+                    listen,
+                    self.model.clone(),
+                    self.clock.clone(),
+                    &self.namespace,
+                    &self.deployment,
+                    self.cancel.child_token(),
+                )
+            })
+            .await
+            .map_err(|e| {
+                ClusterError::Other(format!(
+                    "cannot serve the Prometheus exporter on {listen}: {e} (set [sim] exporter_listen)"
+                ))
+            })?;
         Ok(server.url.clone())
     }
 

@@ -126,6 +126,7 @@ pub struct SimModel {
     /// Counters for the exporter.
     pub requests_total: f64,
     pub errors_total: f64,
+    pub export: super::exporter::ExportCounters,
 }
 
 impl SimModel {
@@ -158,6 +159,7 @@ impl SimModel {
             last_backlog: 0.0,
             requests_total: 0.0,
             errors_total: 0.0,
+            export: Default::default(),
         };
         // Pods that have been running for an hour: ready, with a full metrics history.
         for _ in 0..cfg.initial_replicas.max(0) {
@@ -431,7 +433,9 @@ impl SimModel {
                 continue;
             }
             for (z, share) in QUANTILE_POINTS.iter() {
-                self.acc.latency.record(c.base_latency_ms + 1000.0 * (wait + mean * z), w * share);
+                let ms = c.base_latency_ms + 1000.0 * (wait + mean * z);
+                self.acc.latency.record(ms, w * share);
+                self.export.record_latency(ms, w * share);
             }
         }
         self.last_mu = if n > 0 { mu_sum / n as f64 } else { 0.0 };
@@ -444,6 +448,8 @@ impl SimModel {
         self.acc.in_flight = in_flight;
         self.requests_total += lambda_total * DT;
         self.errors_total += errors_total;
+        self.export.served_total += served_total;
+        self.export.in_flight = in_flight;
     }
 
     /// metrics-server: for each running pod with enough history, CPU averaged over the window and
@@ -704,6 +710,7 @@ impl SimModel {
         };
         let ms = self.cfg.base_latency_ms + 1000.0 * (wait + self.http_rng.exponential(mean));
         self.acc.latency.record(ms, 1.0);
+        self.export.record_latency(ms, 1.0);
         HttpOutcome::Ok { latency_ms: ms }
     }
 }
