@@ -291,15 +291,28 @@ impl PodExec for KubeExec {
     }
 }
 
-/// Whether a failed exec means the image has no shell.
-pub fn no_shell(x: &ExecExit, stderr: &str) -> bool {
-    let text = match x {
-        ExecExit::Failure { message, .. } => format!("{message} {stderr}"),
-        _ => stderr.to_string(),
-    };
-    let t = text.to_ascii_lowercase();
-    (t.contains("executable file not found") || t.contains("no such file or directory") || t.contains("not found"))
-        && (t.contains("\"sh\"") || t.contains("sh:") || t.contains("/bin/sh") || t.contains(" sh "))
+/// The executable a failed exec could not find (`sh`, `df`, `dd`), from the runtime's message
+/// (`exec: "sh": executable file not found in $PATH`) or the shell's (`sh: dd: not found`).
+pub fn missing_command(x: &ExecExit, stderr: &str) -> Option<String> {
+    if let ExecExit::Failure { message, .. } = x
+        && (message.contains("executable file not found") || message.contains("no such file or directory"))
+        && let Some(rest) = message.split("exec: \"").nth(1)
+    {
+        return rest.split('"').next().filter(|n| !n.is_empty()).map(String::from);
+    }
+    stderr.lines().find_map(|l| {
+        let l = l.trim().strip_suffix(": not found")?;
+        l.rsplit(": ").next().filter(|n| !n.is_empty() && !n.contains(' ')).map(String::from)
+    })
+}
+
+/// The stressors need `sh` (and `df`, `dd`) in the container.
+pub fn refused_missing(pod: &str, container: &str, command: &str) -> ClusterError {
+    let what = if command == "sh" { "no shell (sh)".to_string() } else { format!("no `{command}`") };
+    ClusterError::Unsupported(format!(
+        "exec refused in pod {pod}: container {container} has {what}; the stressors need sh, df and dd — use an \
+         image that has them (e.g. nginx:1.27-alpine) or set cluster.container to a container that does"
+    ))
 }
 
 /// Run a short command to its end and return stdout; a failure becomes an error naming `what`.
@@ -313,7 +326,9 @@ pub async fn run(
     let mut s = exec.exec(pod, container, command, false).await?;
     match s.finish(Duration::from_secs(20)).await {
         Some(ExecExit::Success) => Ok(s.stdout().to_string()),
-        Some(x) if no_shell(&x, s.stderr()) => Err(refused_no_shell(pod, container)),
+        Some(x) if missing_command(&x, s.stderr()).is_some() => {
+            Err(refused_missing(pod, container, &missing_command(&x, s.stderr()).unwrap_or_default()))
+        }
         Some(ExecExit::Failure { message, exit_code }) => Err(ClusterError::Other(format!(
             "{what} in pod {pod} failed{}: {}",
             exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default(),
@@ -322,14 +337,6 @@ pub async fn run(
         Some(ExecExit::Lost(why)) => Err(ClusterError::Other(format!("{what} in pod {pod}: {why}"))),
         None => Err(ClusterError::Other(format!("{what} in pod {pod}: no answer within 20 s"))),
     }
-}
-
-/// The stressors need a POSIX shell in the container.
-pub fn refused_no_shell(pod: &str, container: &str) -> ClusterError {
-    ClusterError::Unsupported(format!(
-        "exec refused in pod {pod}: container {container} has no shell (sh); the stressors need one — use an \
-         image with a shell (e.g. nginx:1.27-alpine) or set cluster.container to a container that has sh"
-    ))
 }
 
 /// The first line or so of a message.
@@ -359,8 +366,12 @@ mod tests {
             "metadata": {}, "status": "Failure", "reason": "InternalError",
             "message": "Internal error occurred: error executing command in container: failed to exec in container: failed to start exec \"abc\": OCI runtime exec failed: exec failed: unable to start container process: exec: \"sh\": executable file not found in $PATH: unknown"
         })));
-        assert!(no_shell(&x, ""), "{x:?}");
-        assert!(!no_shell(&ExecExit::Failure { message: "exit 1".into(), exit_code: Some(1) }, "dd: write error"));
+        assert_eq!(missing_command(&x, "").as_deref(), Some("sh"), "{x:?}");
+        let failed = ExecExit::Failure { message: "exit 127".into(), exit_code: Some(127) };
+        assert_eq!(missing_command(&failed, "sh: dd: not found\n").as_deref(), Some("dd"), "busybox");
+        assert_eq!(missing_command(&failed, "sh: 1: df: not found\n").as_deref(), Some("df"), "dash");
+        assert_eq!(missing_command(&failed, "dd: error writing: No space left on device\n"), None);
+        assert!(refused_missing("p", "nginx", "sh").to_string().contains("no shell (sh)"));
     }
 
     #[tokio::test]

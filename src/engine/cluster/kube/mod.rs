@@ -225,8 +225,10 @@ impl KubeCluster {
             s,
         };
         let d = inner.get_deployment().await.map_err(|e| match e {
-            ClusterError::NotFound(what) => ClusterError::NotFound(format!(
-                "{what} (create it with kubectl apply -f deploy/webapp.yaml, or pass --deployment/--namespace)"
+            ClusterError::NotFound(_) => ClusterError::Other(format!(
+                "deployment {:?} not found in namespace {}: create it (kubectl apply -f deploy/webapp.yaml) or pass \
+                 --deployment/--namespace",
+                inner.s.deployment, inner.s.namespace
             )),
             e => e,
         })?;

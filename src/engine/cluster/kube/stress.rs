@@ -132,7 +132,9 @@ fn start_failure(
     stderr: &str,
 ) -> ClusterError {
     match x {
-        Some(x) if exec::no_shell(&x, stderr) => exec::refused_no_shell(pod, container),
+        Some(x) if exec::missing_command(&x, stderr).is_some() => {
+            exec::refused_missing(pod, container, &exec::missing_command(&x, stderr).unwrap_or_default())
+        }
         Some(ExecExit::Failure { message, .. }) => ClusterError::Other(format!(
             "the {what} stressor in pod {pod} ended at once: {}",
             exec::first_words(if stderr.trim().is_empty() { &message } else { stderr })
