@@ -491,12 +491,13 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
         }
         out.push(if b[i] == b'+' { b' ' } else { b[i] });
         i += 1;
@@ -937,17 +938,25 @@ fn portforward_request(
         loop {
             tokio::select! {
                 _ = cut.cancelled() => break,
-                m = rx.next() => match m {
-                    Some(Ok(Message::Binary(b))) if b.first() == Some(&0) => {
-                        if w.write_all(&b[1..]).await.is_err() { break; }
+                m = rx.next() => {
+                    let open = match m {
+                        Some(Ok(Message::Binary(b))) if b.first() == Some(&0) => w.write_all(&b[1..]).await.is_ok(),
+                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => false,
+                        _ => true,
+                    };
+                    if !open {
+                        break;
                     }
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                    _ => {}
-                },
-                n = r.read(&mut buf) => match n {
-                    Ok(n) if n > 0 => { if tx.send(channel_frame(0, &buf[..n])).await.is_err() { break; } }
-                    _ => break,
-                },
+                }
+                n = r.read(&mut buf) => {
+                    let open = match n {
+                        Ok(n) if n > 0 => tx.send(channel_frame(0, &buf[..n])).await.is_ok(),
+                        _ => false,
+                    };
+                    if !open {
+                        break;
+                    }
+                }
             }
         }
         let _ = tx.close().await;

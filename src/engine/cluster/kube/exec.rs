@@ -147,18 +147,12 @@ impl ExecSession {
         tokio::time::timeout(timeout, waiting).await.ok().flatten()
     }
 
-    /// Keep reading output in the background so the command never blocks on a full pipe. The
-    /// exit (if it comes) is reported on the returned channel.
-    pub fn drain(mut self) -> (oneshot::Receiver<ExecExit>, ExecControl) {
-        let (tx, rx) = oneshot::channel();
+    /// Keep reading output in the background so the command never blocks on a full pipe; the
+    /// returned control closes its stdin or cuts it.
+    pub fn drain(mut self) -> ExecControl {
         let control = ExecControl { stdin_close: self.stdin_close.take(), task: self.task.take() };
-        tokio::spawn(async move {
-            while self.exit.is_none() && self.pump().await {}
-            if let Some(x) = self.exit.take() {
-                let _ = tx.send(x);
-            }
-        });
-        (rx, control)
+        tokio::spawn(async move { while self.exit.is_none() && self.pump().await {} });
+        control
     }
 }
 

@@ -530,6 +530,13 @@ impl Cluster for KubeCluster {
     }
 
     async fn load_target(&self) -> ClusterResult<String> {
+        if self.forward.get().is_none() && self.inner.ready_pods().await?.is_empty() {
+            return Err(ClusterError::Unsupported(format!(
+                "no pod of deployment {} is ready to take the load yet; wait until `kubectl get deploy {}` shows \
+                 ready replicas",
+                self.inner.s.deployment, self.inner.s.deployment
+            )));
+        }
         let f = self
             .forward
             .get_or_try_init(|| {

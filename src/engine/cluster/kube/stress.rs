@@ -110,14 +110,6 @@ pub struct Running {
     pub kind: StressKind,
     pub file: String,
     control: ExecControl,
-    exited: tokio::sync::oneshot::Receiver<ExecExit>,
-}
-
-impl Running {
-    /// Whether the command is known to have ended (deadline reached, killed, pod gone).
-    pub fn ended(&mut self) -> bool {
-        !matches!(self.exited.try_recv(), Err(tokio::sync::oneshot::error::TryRecvError::Empty))
-    }
 }
 
 /// How long a stressor may take to report that it runs.
@@ -165,8 +157,7 @@ pub async fn start_cpu(
         let _ = remove(exec, pod, container, &file).await;
         return Err(start_failure("CPU", pod, container, x, s.stdout(), s.stderr()));
     }
-    let (exited, control) = s.drain();
-    Ok(Running { pod: pod.into(), kind: StressKind::Cpu, file, control, exited })
+    Ok(Running { pod: pod.into(), kind: StressKind::Cpu, file, control: s.drain() })
 }
 
 /// Start the memory stressor (the caller checked the free space first).
@@ -191,8 +182,7 @@ pub async fn start_memory(
         }
         return Err(start_failure("memory", pod, container, x, s.stdout(), s.stderr()));
     }
-    let (exited, control) = s.drain();
-    Ok(Running { pod: pod.into(), kind: StressKind::Memory, file, control, exited })
+    Ok(Running { pod: pod.into(), kind: StressKind::Memory, file, control: s.drain() })
 }
 
 async fn remove(exec: &dyn PodExec, pod: &str, container: &str, file: &str) -> ClusterResult<()> {

@@ -514,3 +514,18 @@ async fn start_fails_clearly_without_the_deployment_or_with_an_empty_selector() 
 fn urldecode_handles_selectors() {
     assert_eq!(urldecode("app.kubernetes.io%2Fname%3Dwebapp"), "app.kubernetes.io/name=webapp");
 }
+
+#[tokio::test]
+async fn the_load_generator_is_told_when_no_pod_is_ready() {
+    let (c, mut h) = started(settings(), None).await;
+    let server = async {
+        next(&mut h, "GET", PODS).await.respond(
+            200,
+            json!({"kind": "PodList", "apiVersion": "v1", "metadata": {},
+            "items": [pod("webapp-a", false), pod("webapp-b", false)]}),
+        );
+    };
+    let (r, ()) = tokio::join!(c.load_target(), server);
+    let s = r.expect_err("no ready pod").to_string();
+    assert!(s.contains("no pod of deployment webapp is ready"), "{s}");
+}
