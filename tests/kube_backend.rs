@@ -18,18 +18,9 @@ use scaletui::engine::cluster::{Cluster, ClusterError, HpaChange};
 use scaletui::engine::experiment::hpa_spec;
 use serde_json::{Value, json};
 
+/// The defaults: namespace default, deployment webapp, HPA webapp-hpa, container nginx, 1..10.
 fn settings() -> KubeSettings {
-    KubeSettings {
-        context: "fake".into(),
-        namespace: "default".into(),
-        deployment: "webapp".into(),
-        hpa_name: "webapp-hpa".into(),
-        container: "nginx".into(),
-        read_only: false,
-        min_replicas: 1,
-        max_replicas: 10,
-        request_timeout: Duration::from_secs(10),
-    }
+    KubeSettings::default()
 }
 
 async fn backend_with(fake: &FakeApiServer, dir: &Path, s: KubeSettings) -> Result<KubeCluster, ClusterError> {
@@ -122,8 +113,9 @@ async fn refused_stressors_say_why() {
     let e = c.stress_cpu("webapp-nope", 1, 5.0).await.expect_err("no such pod");
     assert!(matches!(&e, ClusterError::NotFound(m) if m.contains("webapp-nope")), "{e}");
 
-    let wrong =
-        backend_with(&fake, dir.path(), KubeSettings { container: "app".into(), ..settings() }).await.expect("starts");
+    let mut s = settings();
+    s.cluster.container = "app".into();
+    let wrong = backend_with(&fake, dir.path(), s).await.expect("starts");
     let e = wrong.stress_cpu(&pod, 1, 5.0).await.expect_err("no such container");
     assert!(e.to_string().contains("cluster.container"), "{e}");
 
@@ -521,7 +513,8 @@ async fn real_cluster() {
         namespace: namespace.clone(),
     };
     let client = kube::Client::try_from(cfg).expect("client");
-    let s = KubeSettings { namespace, ..settings() };
+    let mut s = settings();
+    s.cluster.namespace = namespace;
     let c =
         KubeCluster::with_client(client, s, target).await.unwrap_or_else(|e| panic!("the cluster is unusable: {e}"));
     let original = c.original_hpa().cloned();

@@ -644,10 +644,11 @@ async fn handle(State(shared): State<Arc<Shared>>, mut req: Request) -> Response
                 record(400);
                 return reply(400, status(400, "BadRequest", "Upgrade request required"));
             };
+            let up = Upgrade { on: upgrade, key, offered: protocols.clone() };
             let resp = if *sub == "exec" {
-                exec_request(&shared, pod, &query, upgrade, &key, &protocols)
+                exec_request(&shared, pod, &query, up)
             } else {
-                portforward_request(&shared, pod, &query, upgrade, &key, &protocols)
+                portforward_request(&shared, pod, &query, up)
             };
             record(resp.status().as_u16());
             return resp;
@@ -773,14 +774,15 @@ fn channel_frame(ch: u8, data: &[u8]) -> Message {
     Message::binary(v)
 }
 
-fn exec_request(
-    shared: &Arc<Shared>,
-    pod: &str,
-    query: &str,
-    upgrade: hyper::upgrade::OnUpgrade,
-    key: &str,
-    offered: &str,
-) -> Response {
+/// A WebSocket upgrade request for a pod's subresource.
+struct Upgrade {
+    on: hyper::upgrade::OnUpgrade,
+    key: String,
+    /// `Sec-WebSocket-Protocol` offered by the client.
+    offered: String,
+}
+
+fn exec_request(shared: &Arc<Shared>, pod: &str, query: &str, up: Upgrade) -> Response {
     let command = query_values(query, "command");
     let container = query_values(query, "container").pop().unwrap_or_default();
     let want_stdin = query_values(query, "stdin").first().map(String::as_str) == Some("true");
@@ -795,7 +797,7 @@ fn exec_request(
     if container != "nginx" {
         return reply(400, status(400, "BadRequest", &format!("container {container} is not valid for pod {pod}")));
     }
-    let Some(protocol) = pick_protocol(offered) else {
+    let Some(protocol) = pick_protocol(&up.offered) else {
         return reply(400, status(400, "BadRequest", "no supported stream protocol"));
     };
     let shm = shm.unwrap_or_default();
@@ -803,7 +805,7 @@ fn exec_request(
     let pod = pod.to_string();
     let cut = stream_token(&shared);
     tokio::spawn(async move {
-        let Ok(upgraded) = upgrade.await else { return };
+        let Ok(upgraded) = up.on.await else { return };
         let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
         let (mut tx, mut rx) = ws.split();
         if !shell || command.is_empty() {
@@ -892,30 +894,23 @@ fn exec_request(
             let _ = tx.close().await;
         }
     });
-    switching(key, protocol)
+    switching(&up.key, protocol)
 }
 
-fn portforward_request(
-    shared: &Arc<Shared>,
-    pod: &str,
-    query: &str,
-    upgrade: hyper::upgrade::OnUpgrade,
-    key: &str,
-    offered: &str,
-) -> Response {
+fn portforward_request(shared: &Arc<Shared>, pod: &str, query: &str, up: Upgrade) -> Response {
     let ports: Vec<u16> = query_values(query, "ports").iter().filter_map(|p| p.parse().ok()).collect();
     let addr = lock(&shared.state).pods.iter().find(|p| p.name == pod).map(|p| p.web.as_ref().map(|w| w.addr));
     let Some(addr) = addr else {
         return reply(404, status(404, "NotFound", &format!("pods \"{pod}\" not found")));
     };
-    let (Some(protocol), [port]) = (pick_protocol(offered), ports.as_slice()) else {
+    let (Some(protocol), [port]) = (pick_protocol(&up.offered), ports.as_slice()) else {
         return reply(400, status(400, "BadRequest", "one port and a stream protocol are required"));
     };
     let port = *port;
     let pod = pod.to_string();
     let cut = stream_token(shared);
     tokio::spawn(async move {
-        let Ok(upgraded) = upgrade.await else { return };
+        let Ok(upgraded) = up.on.await else { return };
         let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
         let (mut tx, mut rx) = ws.split();
         let p = port.to_le_bytes();
@@ -961,7 +956,7 @@ fn portforward_request(
         }
         let _ = tx.close().await;
     });
-    switching(key, protocol)
+    switching(&up.key, protocol)
 }
 
 /// Wait until `f` is true (polling), at most `secs`.

@@ -31,45 +31,28 @@ impl fmt::Display for Op {
     }
 }
 
-pub const GET_DEPLOYMENT: Op =
-    Op { verb: "get", group: "apps", resource: "deployments", purpose: "read the deployment" };
-pub const PATCH_SCALE: Op =
-    Op { verb: "patch", group: "apps", resource: "deployments/scale", purpose: "scale the deployment (ai_scaler)" };
-pub const LIST_PODS: Op = Op { verb: "list", group: "", resource: "pods", purpose: "list the deployment's pods" };
-pub const GET_HPA: Op =
-    Op { verb: "get", group: "autoscaling", resource: "horizontalpodautoscalers", purpose: "read the HPA" };
-pub const CREATE_HPA: Op = Op {
-    verb: "create",
-    group: "autoscaling",
-    resource: "horizontalpodautoscalers",
-    purpose: "create the HPA (hpa_only, restore on exit)",
-};
-pub const UPDATE_HPA: Op = Op {
-    verb: "update",
-    group: "autoscaling",
-    resource: "horizontalpodautoscalers",
-    purpose: "update the HPA (hpa_only, restore on exit)",
-};
-pub const DELETE_HPA: Op = Op {
-    verb: "delete",
-    group: "autoscaling",
-    resource: "horizontalpodautoscalers",
-    purpose: "delete the HPA (ai_scaler)",
-};
-pub const LIST_POD_METRICS: Op = Op {
-    verb: "list",
-    group: "metrics.k8s.io",
-    resource: "pods",
-    purpose: "read pod metrics (--metrics metrics-server)",
-};
+const fn op(verb: &'static str, group: &'static str, resource: &'static str, purpose: &'static str) -> Op {
+    Op { verb, group, resource, purpose }
+}
+
+const HPAS: &str = "horizontalpodautoscalers";
+
+pub const GET_DEPLOYMENT: Op = op("get", "apps", "deployments", "read the deployment");
+pub const PATCH_SCALE: Op = op("patch", "apps", "deployments/scale", "scale the deployment (ai_scaler)");
+pub const LIST_PODS: Op = op("list", "", "pods", "list the deployment's pods");
+pub const GET_HPA: Op = op("get", "autoscaling", HPAS, "read the HPA");
+pub const CREATE_HPA: Op = op("create", "autoscaling", HPAS, "create the HPA (hpa_only, restore on exit)");
+pub const UPDATE_HPA: Op = op("update", "autoscaling", HPAS, "update the HPA (hpa_only, restore on exit)");
+pub const DELETE_HPA: Op = op("delete", "autoscaling", HPAS, "delete the HPA (ai_scaler)");
+pub const LIST_POD_METRICS: Op = op("list", "metrics.k8s.io", "pods", "read pod metrics (--metrics metrics-server)");
 /// WebSocket exec: API servers from 1.30 check `create`, older ones `get`; both are granted.
 pub const EXEC: [Op; 2] = [
-    Op { verb: "create", group: "", resource: "pods/exec", purpose: "run the stressors in the pods" },
-    Op { verb: "get", group: "", resource: "pods/exec", purpose: "run the stressors in the pods" },
+    op("create", "", "pods/exec", "run the stressors in the pods"),
+    op("get", "", "pods/exec", "run the stressors in the pods"),
 ];
 pub const PORTFORWARD: [Op; 2] = [
-    Op { verb: "create", group: "", resource: "pods/portforward", purpose: "forward the load generator to a pod" },
-    Op { verb: "get", group: "", resource: "pods/portforward", purpose: "forward the load generator to a pod" },
+    op("create", "", "pods/portforward", "forward the load generator to a pod"),
+    op("get", "", "pods/portforward", "forward the load generator to a pod"),
 ];
 
 /// Everything the backend can ask of the API server.

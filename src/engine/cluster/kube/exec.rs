@@ -38,8 +38,7 @@ pub enum ExecEvent {
 /// the container, as with any exec: that is why the stressors end or clean up by themselves).
 pub struct ExecSession {
     events: mpsc::Receiver<ExecEvent>,
-    stdin_close: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::AbortHandle>,
+    control: ExecControl,
     stdout: String,
     stderr: String,
     exit: Option<ExecExit>,
@@ -62,21 +61,13 @@ impl ExecSession {
         stdin_close: Option<oneshot::Sender<()>>,
         task: Option<tokio::task::AbortHandle>,
     ) -> Self {
-        Self { events, stdin_close, task, stdout: String::new(), stderr: String::new(), exit: None }
+        let control = ExecControl { stdin_close, task };
+        Self { events, control, stdout: String::new(), stderr: String::new(), exit: None }
     }
 
     /// Close the command's stdin (it reads EOF).
     pub fn close_stdin(&mut self) {
-        if let Some(tx) = self.stdin_close.take() {
-            let _ = tx.send(());
-        }
-    }
-
-    /// Cut the stream.
-    pub fn abort(&mut self) {
-        if let Some(t) = self.task.take() {
-            t.abort();
-        }
+        self.control.close_stdin();
     }
 
     pub fn stdout(&self) -> &str {
@@ -150,32 +141,28 @@ impl ExecSession {
     /// Keep reading output in the background so the command never blocks on a full pipe; the
     /// returned control closes its stdin or cuts it.
     pub fn drain(mut self) -> ExecControl {
-        let control = ExecControl { stdin_close: self.stdin_close.take(), task: self.task.take() };
+        let control = std::mem::take(&mut self.control);
         tokio::spawn(async move { while self.exit.is_none() && self.pump().await {} });
         control
     }
 }
 
-impl Drop for ExecSession {
-    fn drop(&mut self) {
-        self.abort();
-    }
-}
-
-/// Control of a drained session: close its stdin, cut it.
-#[derive(Debug)]
+/// Control of a running command: close its stdin, cut its stream (also when dropped).
+#[derive(Debug, Default)]
 pub struct ExecControl {
     stdin_close: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::AbortHandle>,
 }
 
 impl ExecControl {
+    /// Close the command's stdin (it reads EOF).
     pub fn close_stdin(&mut self) {
         if let Some(tx) = self.stdin_close.take() {
             let _ = tx.send(());
         }
     }
 
+    /// Cut the stream.
     pub fn abort(&mut self) {
         if let Some(t) = self.task.take() {
             t.abort();

@@ -32,7 +32,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use kube::{Client, Config as KubeConfig};
 
 use super::{Cluster, ClusterError, ClusterResult, HpaChange};
-use crate::config::Config;
+use crate::config::{ClusterConfig, Config};
 use crate::engine::hpa::HpaSpec;
 use crate::engine::types::{ClusterInfo, DeploymentState, HpaInfo, PodInfo, PodUsage, StressHandle, StressKind};
 
@@ -55,17 +55,11 @@ pub const FIELD_MANAGER: &str = "scaletui";
 /// Attempts of a write that meets 409 Conflict.
 const CONFLICT_ATTEMPTS: usize = 3;
 
-/// What the backend acts on.
+/// What the backend acts on: `[cluster]` of the configuration (context, namespace, deployment,
+/// HPA name, container, read-only) and the replica bounds every scale is clamped to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KubeSettings {
-    /// kubeconfig context; empty = the current one.
-    pub context: String,
-    pub namespace: String,
-    pub deployment: String,
-    pub hpa_name: String,
-    /// The container stressors exec into.
-    pub container: String,
-    pub read_only: bool,
+    pub cluster: ClusterConfig,
     pub min_replicas: i32,
     pub max_replicas: i32,
     /// Each API request is abandoned after this long.
@@ -74,18 +68,18 @@ pub struct KubeSettings {
 
 impl KubeSettings {
     pub fn from_config(cfg: &Config) -> Self {
-        let c = &cfg.cluster;
         Self {
-            context: c.context.clone(),
-            namespace: c.namespace.clone(),
-            deployment: c.deployment.clone(),
-            hpa_name: c.hpa_name.clone(),
-            container: c.container.clone(),
-            read_only: c.read_only,
+            cluster: cfg.cluster.clone(),
             min_replicas: cfg.scaling.min_replicas,
             max_replicas: cfg.scaling.max_replicas,
             request_timeout: Duration::from_secs(10),
         }
+    }
+}
+
+impl Default for KubeSettings {
+    fn default() -> Self {
+        Self::from_config(&Config::default())
     }
 }
 
@@ -179,10 +173,13 @@ pub async fn load_config(context: &str) -> ClusterResult<(KubeConfig, String)> {
 impl KubeCluster {
     /// Connect with the kubeconfig and read the deployment and its HPA (remembered for restore).
     pub async fn connect(s: KubeSettings) -> ClusterResult<Self> {
-        let (cfg, context) = load_config(&s.context).await?;
+        let (cfg, context) = load_config(&s.cluster.context).await?;
         let server = cfg.cluster_url.to_string();
-        let target =
-            Target { server: server.trim_end_matches('/').to_string(), context, namespace: s.namespace.clone() };
+        let target = Target {
+            server: server.trim_end_matches('/').to_string(),
+            context,
+            namespace: s.cluster.namespace.clone(),
+        };
         let client = Client::try_from(cfg).map_err(|e| {
             ClusterError::Unsupported(format!("cannot build a client for {server}: {}", errors::chain(&e)))
         })?;
@@ -191,7 +188,7 @@ impl KubeCluster {
 
     /// With a ready client (tests use a mocked one).
     pub async fn with_client(client: Client, s: KubeSettings, target: Target) -> ClusterResult<Self> {
-        let ns = s.namespace.clone();
+        let ns = s.cluster.namespace.clone();
         let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
         let exec = Arc::new(KubeExec { api: pods.clone(), target: target.clone() });
         let tunnel = Arc::new(KubeTunnel { api: pods, target: target.clone() });
@@ -206,7 +203,7 @@ impl KubeCluster {
         exec: Arc<dyn PodExec>,
         tunnel: Arc<dyn PodTunnel>,
     ) -> ClusterResult<Self> {
-        let ns = s.namespace.clone();
+        let ns = s.cluster.namespace.clone();
         let hpa_resource = ApiResource::erase::<HorizontalPodAutoscaler>(&());
         let mut inner = Inner {
             deployments: Api::namespaced(client.clone(), &ns),
@@ -228,12 +225,12 @@ impl KubeCluster {
             ClusterError::NotFound(_) => ClusterError::Other(format!(
                 "deployment {:?} not found in namespace {}: create it (kubectl apply -f deploy/webapp.yaml) or pass \
                  --deployment/--namespace",
-                inner.s.deployment, inner.s.namespace
+                inner.s.cluster.deployment, inner.s.cluster.namespace
             )),
             e => e,
         })?;
         inner.original.replicas = d.spec.replicas.unwrap_or(1);
-        let name = inner.s.hpa_name.clone();
+        let name = inner.s.cluster.hpa_name.clone();
         inner.original.hpa = inner.raw(&access::GET_HPA, &name, inner.hpas_raw.get_opt(&name)).await?;
         Ok(Self { inner: Arc::new(inner), forward: tokio::sync::OnceCell::new() })
     }
@@ -272,11 +269,11 @@ impl Inner {
     }
 
     fn refuse(&self, what: &str) -> ClusterResult<()> {
-        if self.s.read_only { Err(ClusterError::ReadOnly(what.to_string())) } else { Ok(()) }
+        if self.s.cluster.read_only { Err(ClusterError::ReadOnly(what.to_string())) } else { Ok(()) }
     }
 
     async fn get_deployment(&self) -> ClusterResult<Deployment> {
-        let name = &self.s.deployment;
+        let name = &self.s.cluster.deployment;
         let d = self.raw(&access::GET_DEPLOYMENT, name, self.deployments.get(name)).await?;
         let sel = convert::selector_string(&d.spec.selector).map_err(|e| {
             ClusterError::Unsupported(format!(
@@ -308,7 +305,7 @@ impl Inner {
     }
 
     async fn patch_replicas(&self, replicas: i32) -> ClusterResult<()> {
-        let name = &self.s.deployment;
+        let name = &self.s.cluster.deployment;
         let patch = serde_json::json!({"spec": {"replicas": replicas}});
         let pp = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() };
         self.raw(&access::PATCH_SCALE, name, self.deployments.patch_scale(name, &pp, &Patch::Merge(&patch))).await?;
@@ -317,7 +314,7 @@ impl Inner {
 
     /// Create `obj`, or replace what is there (409 conflicts are retried with a fresh read).
     async fn put_hpa(&self, obj: &HorizontalPodAutoscaler) -> ClusterResult<HpaChange> {
-        let name = &self.s.hpa_name;
+        let name = &self.s.cluster.hpa_name;
         let pp = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..PostParams::default() };
         let mut last = None;
         for _ in 0..CONFLICT_ATTEMPTS {
@@ -351,7 +348,7 @@ impl Inner {
 
     /// Put the original HPA object back (create, or replace what is there).
     async fn restore_hpa(&self, orig: &DynamicObject) -> ClusterResult<String> {
-        let name = &self.s.hpa_name;
+        let name = &self.s.cluster.hpa_name;
         let pp = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..PostParams::default() };
         let clean = |rv: Option<String>| DynamicObject {
             types: orig.types.clone(),
@@ -411,7 +408,7 @@ impl ReadyPods for Inner {
         let mut ready: Vec<(String, u16)> = pods
             .iter()
             .filter(|p| convert::pod_info(p).is_ready())
-            .map(|p| (p.metadata.name.clone().unwrap_or_default(), convert::target_port(p, &self.s.container)))
+            .map(|p| (p.metadata.name.clone().unwrap_or_default(), convert::target_port(p, &self.s.cluster.container)))
             .collect();
         ready.sort();
         Ok(ready)
@@ -425,8 +422,8 @@ impl Cluster for KubeCluster {
         ClusterInfo {
             backend: "kube".into(),
             context: i.target.context.clone(),
-            namespace: i.s.namespace.clone(),
-            deployment: i.s.deployment.clone(),
+            namespace: i.s.cluster.namespace.clone(),
+            deployment: i.s.cluster.deployment.clone(),
         }
     }
 
@@ -442,7 +439,7 @@ impl Cluster for KubeCluster {
 
     async fn scale(&self, replicas: i32) -> ClusterResult<()> {
         let i = &self.inner;
-        i.refuse(&format!("scale deployment {} to {replicas}", i.s.deployment))?;
+        i.refuse(&format!("scale deployment {} to {replicas}", i.s.cluster.deployment))?;
         let clamped = replicas.clamp(i.s.min_replicas, i.s.max_replicas.max(i.s.min_replicas));
         i.patch_replicas(clamped).await?;
         lock(&i.touched).scaled = true;
@@ -451,20 +448,21 @@ impl Cluster for KubeCluster {
 
     async fn hpa(&self) -> ClusterResult<Option<HpaInfo>> {
         let i = &self.inner;
-        let h = i.raw(&access::GET_HPA, &i.s.hpa_name, i.hpas.get_opt(&i.s.hpa_name)).await?;
+        let h = i.raw(&access::GET_HPA, &i.s.cluster.hpa_name, i.hpas.get_opt(&i.s.cluster.hpa_name)).await?;
         Ok(h.as_ref().map(convert::hpa_info))
     }
 
     async fn ensure_hpa(&self, spec: &HpaSpec) -> ClusterResult<HpaChange> {
         let i = &self.inner;
-        let name = &i.s.hpa_name;
+        let name = &i.s.cluster.hpa_name;
         if let Some(h) = i.raw(&access::GET_HPA, name, i.hpas.get_opt(name)).await?
-            && convert::hpa_matches(&h, &i.s.deployment, spec)
+            && convert::hpa_matches(&h, &i.s.cluster.deployment, spec)
         {
             return Ok(HpaChange::Unchanged);
         }
         i.refuse(&format!("create or update the HPA {name}"))?;
-        let obj = convert::build_hpa(name, &i.s.namespace, &i.s.deployment, spec).map_err(ClusterError::Unsupported)?;
+        let obj = convert::build_hpa(name, &i.s.cluster.namespace, &i.s.cluster.deployment, spec)
+            .map_err(ClusterError::Unsupported)?;
         let change = i.put_hpa(&obj).await?;
         lock(&i.touched).hpa = true;
         Ok(change)
@@ -472,8 +470,8 @@ impl Cluster for KubeCluster {
 
     async fn delete_hpa(&self) -> ClusterResult<bool> {
         let i = &self.inner;
-        let name = &i.s.hpa_name;
-        if i.s.read_only {
+        let name = &i.s.cluster.hpa_name;
+        if i.s.cluster.read_only {
             return match i.raw(&access::GET_HPA, name, i.hpas.get_opt(name)).await? {
                 None => Ok(false),
                 Some(_) => Err(ClusterError::ReadOnly(format!("delete the HPA {name}"))),
@@ -500,7 +498,8 @@ impl Cluster for KubeCluster {
         let i = &self.inner;
         i.refuse("start a CPU stressor (exec into the pods)")?;
         let (id, tag) = i.next_tag();
-        let running = stress::start_cpu(i.exec.as_ref(), pod, &i.s.container, &tag, workers, duration_s).await?;
+        let running =
+            stress::start_cpu(i.exec.as_ref(), pod, &i.s.cluster.container, &tag, workers, duration_s).await?;
         lock(&i.stress).insert(id, running);
         Ok(StressHandle { id, pod: pod.to_string(), kind: StressKind::Cpu })
     }
@@ -508,14 +507,14 @@ impl Cluster for KubeCluster {
     async fn shm_free_mib(&self, pod: &str) -> ClusterResult<f64> {
         let i = &self.inner;
         i.refuse("exec into the pods (the memory stressor checks /dev/shm)")?;
-        stress::shm_free_mib(i.exec.as_ref(), pod, &i.s.container).await
+        stress::shm_free_mib(i.exec.as_ref(), pod, &i.s.cluster.container).await
     }
 
     async fn stress_memory(&self, pod: &str, mib: u64) -> ClusterResult<StressHandle> {
         let i = &self.inner;
         i.refuse("start a memory stressor (exec into the pods)")?;
         let (id, tag) = i.next_tag();
-        let running = stress::start_memory(i.exec.as_ref(), pod, &i.s.container, &tag, mib).await?;
+        let running = stress::start_memory(i.exec.as_ref(), pod, &i.s.cluster.container, &tag, mib).await?;
         lock(&i.stress).insert(id, running);
         Ok(StressHandle { id, pod: pod.to_string(), kind: StressKind::Memory })
     }
@@ -524,7 +523,7 @@ impl Cluster for KubeCluster {
         let i = &self.inner;
         let running = lock(&i.stress).remove(&handle.id);
         match running {
-            Some(r) => stress::stop(i.exec.as_ref(), r, &i.s.container).await,
+            Some(r) => stress::stop(i.exec.as_ref(), r, &i.s.cluster.container).await,
             None => Ok(()),
         }
     }
@@ -534,7 +533,7 @@ impl Cluster for KubeCluster {
             return Err(ClusterError::Unsupported(format!(
                 "no pod of deployment {} is ready to take the load yet; wait until `kubectl get deploy {}` shows \
                  ready replicas",
-                self.inner.s.deployment, self.inner.s.deployment
+                self.inner.s.cluster.deployment, self.inner.s.cluster.deployment
             )));
         }
         let f = self
@@ -559,7 +558,7 @@ impl Cluster for KubeCluster {
         let n = running.len();
         for r in running {
             let pod = r.pod.clone();
-            if let Err(e) = stress::stop(i.exec.as_ref(), r, &i.s.container).await {
+            if let Err(e) = stress::stop(i.exec.as_ref(), r, &i.s.cluster.container).await {
                 failures.push(format!("{pod}: {e}"));
             }
         }
@@ -567,10 +566,10 @@ impl Cluster for KubeCluster {
             done.push(format!("stopped {n} stressor(s)"));
         }
         let touched = *lock(&i.touched);
-        if i.s.read_only || (!touched.hpa && !touched.scaled) {
+        if i.s.cluster.read_only || (!touched.hpa && !touched.scaled) {
             return finish(done, failures);
         }
-        let name = &i.s.hpa_name;
+        let name = &i.s.cluster.hpa_name;
         if touched.hpa {
             match &i.original.hpa {
                 Some(orig) => match i.restore_hpa(orig).await {
@@ -601,7 +600,7 @@ impl Cluster for KubeCluster {
         if touched.scaled && i.original.hpa.is_none() {
             let to = i.original.replicas;
             match i.patch_replicas(to).await {
-                Ok(()) => done.push(format!("scaled {} back to {to} replicas as at start", i.s.deployment)),
+                Ok(()) => done.push(format!("scaled {} back to {to} replicas as at start", i.s.cluster.deployment)),
                 Err(e) => failures.push(format!("scale back to {to}: {e}")),
             }
         }

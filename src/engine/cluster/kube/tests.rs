@@ -23,18 +23,10 @@ const HPAS: &str = "/apis/autoscaling/v2/namespaces/default/horizontalpodautosca
 const PODS: &str = "/api/v1/namespaces/default/pods";
 const METRICS: &str = "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods";
 
+/// The defaults (namespace default, deployment webapp, HPA webapp-hpa, container nginx) with
+/// max 5 replicas.
 fn settings() -> KubeSettings {
-    KubeSettings {
-        context: "kind-kind".into(),
-        namespace: "default".into(),
-        deployment: "webapp".into(),
-        hpa_name: "webapp-hpa".into(),
-        container: "nginx".into(),
-        read_only: false,
-        min_replicas: 1,
-        max_replicas: 5,
-        request_timeout: Duration::from_secs(10),
-    }
+    KubeSettings { max_replicas: 5, ..KubeSettings::default() }
 }
 
 fn target() -> Target {
@@ -236,9 +228,15 @@ async fn scale_patches_the_subresource_clamped_with_field_manager() {
     r.1.expect("scaled");
 }
 
+fn read_only() -> KubeSettings {
+    let mut s = settings();
+    s.cluster.read_only = true;
+    s
+}
+
 #[tokio::test]
 async fn read_only_refuses_every_write_before_sending_anything() {
-    let (c, mut h) = started(KubeSettings { read_only: true, ..settings() }, Some(their_hpa())).await;
+    let (c, mut h) = started(read_only(), Some(their_hpa())).await;
     let e = c.scale(4).await.expect_err("refused");
     assert!(matches!(&e, ClusterError::ReadOnly(w) if w.contains("scale deployment webapp to 4")), "{e}");
     assert!(matches!(c.stress_cpu("webapp-a", 2, 10.0).await, Err(ClusterError::ReadOnly(_))));
