@@ -412,6 +412,49 @@ async fn sigterm_ends_the_run_and_restores_the_hpa() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scenario_stresses_the_pods_switches_to_hpa_only_and_cleans_up() {
+    let fake = FakeApiServer::start(FakeOptions::default()).await;
+    let run = prepare(&fake, "fake-token");
+    let scenario = run.home.join("stress.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"stress\"\n\
+         [[stress]]\nkind = \"cpu\"\nat_s = 0\nduration_s = 2\nworkers = 1\n\
+         [[stress]]\nkind = \"memory\"\nat_s = 0\nduration_s = 2\nmib = 2\n\
+         [[mode]]\nat_s = 2\nmode = \"hpa_only\"\n",
+    )
+    .expect("scenario");
+    let out = scaletui(&run, &["--mode", "comparison", "--interval", "1", "--duration", "0.07", "--scenario"])
+        .arg(&scenario)
+        .output()
+        .await
+        .expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let reqs = fake.requests();
+    let execs: Vec<&str> = reqs.iter().filter(|r| r.path.ends_with("/exec")).map(|r| r.query.as_str()).collect();
+    assert!(execs.len() >= 3 * 4, "df, dd, cpu and cleanup on each of 3 pods: {}", execs.len());
+    assert!(execs.iter().all(|q| q.contains("container=nginx")));
+    // hpa_only replaced their HPA with the configured one; the exit put theirs back.
+    let puts: Vec<_> = reqs.iter().filter(|r| r.method == "PUT").collect();
+    assert_eq!(puts.len(), 2, "ensure, then restore");
+    assert_eq!(puts[0].body["spec"]["maxReplicas"], 10);
+    assert_eq!(puts[0].body["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"], 60);
+    assert_restored(&fake);
+    assert!(reqs.iter().all(|r| r.method != "PATCH"), "hpa_only and comparison never scale");
+    for pod in fake.pod_names() {
+        assert!(fake.shm_files(&pod).is_empty(), "{pod}: {:?}", fake.shm_files(&pod));
+        assert!(eventually(3.0, || fake.live_processes(&pod) == 0).await, "{pod}: stressors ended");
+    }
+    let (header, rows, events) = csv_rows(&run.out);
+    let col = |n: &str| header.iter().position(|h| h == n).expect(n);
+    assert!(rows.iter().any(|r| r[col("stress_cpu_workers")] == "3" && r[col("stress_memory_mib")] == "6"), "{rows:?}");
+    assert!(rows.last().is_some_and(|r| r[col("mode")] == "hpa_only" && r[col("hpa_present")] == "true"));
+    for kind in ["task_start", "task_stop", "mode_switch", "HPA updated to the configured spec"] {
+        assert!(events.contains(kind), "{kind} in {events}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_and_comparison_runs_never_write() {
     let fake = FakeApiServer::start(FakeOptions::default()).await;
     let read_only = prepare(&fake, "fake-token");
