@@ -10,6 +10,7 @@ use crate::config::{Backend, Config, MetricsSourceKind, Speed};
 use crate::engine::advisor::Recommender;
 use crate::engine::clock::{Clock, SharedClock};
 use crate::engine::cluster::Cluster;
+use crate::engine::cluster::kube::{KubeCluster, KubeSettings};
 use crate::engine::cluster::sim::SimCluster;
 use crate::engine::experiment::{ExperimentSetup, hpa_spec};
 use crate::engine::messages::{EngineCommand, EngineEvent};
@@ -79,9 +80,11 @@ pub async fn build(cfg: &Config, interactive: bool) -> Result<RunParts, SetupErr
             (clock, cluster, Some(sim))
         }
         Backend::Kube => {
-            return Err(SetupError(
-                "the kube backend is not part of this build yet; run on the simulated cluster (--backend sim)".into(),
-            ));
+            let kube = KubeCluster::connect(KubeSettings::from_config(cfg))
+                .await
+                .map_err(|e| SetupError(format!("kube backend: {e}")))?;
+            let cluster: Arc<dyn Cluster> = Arc::new(kube);
+            (Clock::wall(), cluster, None)
         }
     };
     let metrics: Box<dyn MetricsSource> = match (cfg.metrics.source, cfg.cluster.backend) {

@@ -329,7 +329,10 @@ impl Experiment {
     pub async fn set_mode(&mut self, mode: Mode, origin: &str) {
         let from = self.mode;
         if mode == Mode::AiScaler && self.cfg.cluster.read_only {
-            self.event("error", format!("read-only: {mode} needs to delete the HPA and scale; staying in {from}"));
+            // At start there is no mode to stay in: observe only.
+            let stay = if origin == "start" { Mode::Comparison } else { from };
+            self.mode = stay;
+            self.event("error", format!("read-only: {mode} needs to delete the HPA and scale; staying in {stay}"));
             return;
         }
         self.mode = mode;

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use super::hpa::HpaSpec;
 use super::types::{ClusterInfo, DeploymentState, HpaInfo, PodInfo, PodUsage, StressHandle};
 
+pub mod kube;
 pub mod sim;
 
 /// Errors in words a user can act on.
@@ -17,6 +18,8 @@ pub enum ClusterError {
     NotFound(String),
     #[error("forbidden: {0}")]
     Forbidden(String),
+    #[error("not authorized: {0}")]
+    Unauthorized(String),
     #[error("conflict: {0}")]
     Conflict(String),
     #[error("cannot reach the cluster: {0}")]
