@@ -239,7 +239,7 @@ impl Experiment {
             None => (Vec::new(), Vec::new()),
         };
         Ok(Self {
-            driver: "ai".into(),
+            driver: s.cfg.experiment.driver.clone(),
             cfg: s.cfg,
             cluster: s.cluster,
             metrics: s.metrics,

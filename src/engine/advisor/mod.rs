@@ -2,7 +2,13 @@
 //! `ai`, it fills the seed's `ai_*` columns); built-in ones get `<name>_replicas`,
 //! `<name>_status` and their own columns. In `ai_scaler` the configured driver's answer is applied.
 
+pub mod builtin;
+pub mod forecast;
+pub mod forest;
+pub mod learned;
 pub mod prompt;
+pub mod queue;
+pub mod vpa;
 
 use async_trait::async_trait;
 
