@@ -39,7 +39,8 @@ pub fn run_compare(mut cfg: Config, a: &CompareArgs) -> Result<bool, String> {
     {
         return Err(format!("--duration must be positive minutes, not {d}"));
     }
-    let policies = a.policies.split(',').filter(|p| !p.trim().is_empty()).map(Policy::parse).collect::<Result<Vec<_>, _>>()?;
+    let policies =
+        a.policies.split(',').filter(|p| !p.trim().is_empty()).map(Policy::parse).collect::<Result<Vec<_>, _>>()?;
     let spec = CompareSpec {
         scenario: a.scenario.clone(),
         policies,

@@ -111,8 +111,8 @@ async fn run_policy(base: &Config, spec: &CompareSpec, policy: &Policy, minutes:
         });
     }
     let drain = tokio::spawn(async move { while parts.events.recv().await.is_some() {} });
-    let exp = Experiment::new(parts.setup)
-        .map_err(|e| format!("cannot create the record in {}: {e}", run_dir.display()))?;
+    let exp =
+        Experiment::new(parts.setup).map_err(|e| format!("cannot create the record in {}: {e}", run_dir.display()))?;
     let summary = exp.run(CancellationToken::new()).await;
     drain.abort();
     let csv = spec.out_dir.join(format!("{slug}.csv"));

@@ -114,9 +114,7 @@ pub fn load_run(path: &Path, label: &str) -> Result<RunData, String> {
             if t.is_empty() {
                 return Ok(None);
             }
-            t.parse::<f64>()
-                .map(Some)
-                .map_err(|_| format!("{name}: row {}: {what} is not a number: {t:?}", n + 2))
+            t.parse::<f64>().map(Some).map_err(|_| format!("{name}: row {}: {what} is not a number: {t:?}", n + 2))
         };
         let elapsed = num(i_el, "elapsed_s")?.ok_or_else(|| format!("{name}: row {}: no elapsed_s", n + 2))?;
         rows.push(RunRow {
@@ -291,7 +289,8 @@ pub fn time_to_scale(rows: &[RunRow], cfg: &ReportConfig) -> (u32, Option<f64>) 
     let mut in_step = false;
     for i in 1..rows.len() {
         let (a, b) = (rows[i - 1].obs.rps, rows[i].obs.rps);
-        let rising = matches!((a, b), (Some(a), Some(b)) if b - a >= cfg.step_min_rps.max(cfg.step_fraction * a) && b > a);
+        let rising =
+            matches!((a, b), (Some(a), Some(b)) if b - a >= cfg.step_min_rps.max(cfg.step_fraction * a) && b > a);
         if rising && !in_step {
             steps += 1;
             let before = rows[i - 1].obs.ready_replicas;
@@ -453,7 +452,12 @@ pub fn write_summary(path: &Path, summaries: &[Summary]) -> Result<(), String> {
 }
 
 /// Everything a report writes: the summary CSV and the plots, into `dir`; returns the files.
-pub fn write_outputs(dir: &Path, runs: &[RunData], summaries: &[Summary], cfg: &ReportConfig) -> Result<Vec<PathBuf>, String> {
+pub fn write_outputs(
+    dir: &Path,
+    runs: &[RunData],
+    summaries: &[Summary],
+    cfg: &ReportConfig,
+) -> Result<Vec<PathBuf>, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let summary = dir.join("summary.csv");
     write_summary(&summary, summaries)?;

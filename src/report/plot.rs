@@ -201,7 +201,11 @@ mod tests {
                 assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{}", f.display());
             } else {
                 let text = String::from_utf8(bytes).expect("utf-8");
-                assert!(text.starts_with("<svg") && text.contains("<text") && text.contains("\na\n</text>"), "{}", f.display());
+                assert!(
+                    text.starts_with("<svg") && text.contains("<text") && text.contains("\na\n</text>"),
+                    "{}",
+                    f.display()
+                );
             }
         }
     }

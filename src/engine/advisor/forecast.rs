@@ -50,11 +50,11 @@ impl Default for ForecastConfig {
             combine: "max".into(),
             look_ahead_s: 60.0,
             history_size: 6,
-            season_length: 10,
+            season_length: 20,
             stored_seasons: 4,
-            alpha: 0.9,
-            beta: 0.9,
-            gamma: 0.9,
+            alpha: 0.5,
+            beta: 0.1,
+            gamma: 0.3,
             stabilization_window_s: 60.0,
         }
     }
@@ -237,8 +237,7 @@ impl Recommender for ForecastRecommender {
         };
         let mut warming = Vec::new();
         let linear = if self.uses("linear") {
-            let pts: Vec<(f64, f64)> =
-                self.history.iter().rev().take(self.cfg.history_size).rev().copied().collect();
+            let pts: Vec<(f64, f64)> = self.history.iter().rev().take(self.cfg.history_size).rev().copied().collect();
             let p = linear_forecast(&pts, now + self.cfg.look_ahead_s).and_then(to_replicas);
             if p.is_none() {
                 warming.push(format!("linear {}/2", pts.len().min(2)));
@@ -250,7 +249,8 @@ impl Recommender for ForecastRecommender {
         let hw = if self.uses("holt_winters") {
             let xs: Vec<f64> = self.history.iter().map(|p| p.1).collect();
             let m = self.cfg.season_length;
-            let p = holt_winters_forecast(&xs, m, self.cfg.alpha, self.cfg.beta, self.cfg.gamma, h).and_then(to_replicas);
+            let p =
+                holt_winters_forecast(&xs, m, self.cfg.alpha, self.cfg.beta, self.cfg.gamma, h).and_then(to_replicas);
             if p.is_none() {
                 warming.push(format!("holt_winters {}/{}", xs.len().min(2 * m), 2 * m));
             }

@@ -176,9 +176,7 @@ mod tests {
 
     #[test]
     fn a_malformed_tree_does_not_loop() {
-        let t = Tree {
-            nodes: vec![Node { feature: Some(0), threshold: 1.0, left: 0, right: 0, value: 3.0 }],
-        };
+        let t = Tree { nodes: vec![Node { feature: Some(0), threshold: 1.0, left: 0, right: 0, value: 3.0 }] };
         assert_eq!(t.predict(&[0.0]), 3.0);
         assert_eq!(t.predict(&[]), 3.0);
     }

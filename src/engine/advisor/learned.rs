@@ -174,7 +174,14 @@ pub struct LabelParams {
 
 impl Default for LabelParams {
     fn default() -> Self {
-        Self { lookahead: 10, cpu_up_pct: 70.0, memory_up_pct: 75.0, latency_up_ms: 500.0, min_replicas: 1, max_replicas: 10 }
+        Self {
+            lookahead: 10,
+            cpu_up_pct: 70.0,
+            memory_up_pct: 75.0,
+            latency_up_ms: 500.0,
+            min_replicas: 1,
+            max_replicas: 10,
+        }
     }
 }
 

@@ -73,7 +73,8 @@ pub fn last_scale_at(history: &[Row], now: f64, spec: i32) -> Option<f64> {
     }
     let mut at = None;
     for (i, r) in history.iter().enumerate() {
-        let applied_change = r.applied_replicas.is_some() && r.current_replicas.is_some() && r.applied_replicas != r.current_replicas;
+        let applied_change =
+            r.applied_replicas.is_some() && r.current_replicas.is_some() && r.applied_replicas != r.current_replicas;
         // A count that differs from the previous row's, unless that row applied it.
         let seen_change = i > 0
             && r.current_replicas.is_some()
@@ -142,7 +143,12 @@ impl Recommender for QueueRecommender {
             return hold("no queue figure: holding".into(), 0.0);
         };
         let want = queue_rule(current, q, self.cfg.target, self.cfg.min_replicas, self.max);
-        RecOutput { replicas: Some(want), status: "ok".into(), values: vec![q_cell, String::new()], ..RecOutput::default() }
+        RecOutput {
+            replicas: Some(want),
+            status: "ok".into(),
+            values: vec![q_cell, String::new()],
+            ..RecOutput::default()
+        }
     }
 }
 
@@ -176,7 +182,13 @@ mod tests {
         assert_eq!(last_scale_at(&[row(0.0, 3, 3)], 30.0, 3), None);
     }
 
-    async fn ask(rec: &mut QueueRecommender, history: &[Row], dep: DeploymentState, q: Option<f64>, now: f64) -> RecOutput {
+    async fn ask(
+        rec: &mut QueueRecommender,
+        history: &[Row],
+        dep: DeploymentState,
+        q: Option<f64>,
+        now: f64,
+    ) -> RecOutput {
         let sample = MetricsSample {
             traffic: q.map(|in_flight| Traffic { in_flight, ..Traffic::default() }),
             ..MetricsSample::default()
