@@ -183,11 +183,11 @@ fn each_recommender_records_and_drives() {
             assert!(answered * 2 > rows.len(), "{name} answered {answered}/{}", rows.len());
         }
         assert!(column(&h, &rows, "vpa_replicas").iter().all(|v| v.is_empty()), "vpa never proposes replicas");
-        assert!(column(&h, &rows, "vpa_status").iter().any(|v| *v == "ok"));
+        assert!(column(&h, &rows, "vpa_status").contains(&"ok"));
         // The driver is in control: applied_by names it and it scaled the deployment.
         let by = column(&h, &rows, "applied_by");
         assert!(column(&h, &rows, "driver").iter().all(|d| *d == driver));
-        assert!(by.iter().any(|b| *b == driver), "{driver} applied: {by:?}");
+        assert!(by.contains(&driver), "{driver} applied: {by:?}");
         assert!(by.iter().all(|b| b.starts_with(driver) || *b == "hpa_sim"), "{by:?}");
     }
 

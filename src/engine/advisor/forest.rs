@@ -115,6 +115,8 @@ fn grow(x: &[Vec<f64>], y: &[f64], idx: Vec<usize>, depth: usize, p: &ForestPara
 }
 
 /// The split with the lowest summed squared error, leaving at least `min_leaf` rows per side.
+// `f` is a column index into every row, not an index over one slice.
+#[allow(clippy::needless_range_loop)]
 fn best_split(x: &[Vec<f64>], y: &[f64], idx: &[usize], min_leaf: usize) -> Option<(usize, f64)> {
     let n = idx.len();
     let total: f64 = idx.iter().map(|i| y[*i]).sum();
