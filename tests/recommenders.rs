@@ -203,3 +203,47 @@ fn each_recommender_records_and_drives() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn the_driver_switches_live_and_vpa_cannot_drive() {
+    use scaletui::engine::experiment::Experiment;
+    use scaletui::engine::messages::{EngineCommand, EngineEvent};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut cfg = scaletui::config::Config::default();
+    cfg.sim.speed = scaletui::config::Speed::Max;
+    cfg.experiment.duration = 10.0;
+    cfg.experiment.mode = scaletui::engine::types::Mode::AiScaler;
+    cfg.experiment.driver = "forecast".into();
+    cfg.experiment.scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/classic.toml").into();
+    cfg.experiment.output_dir = tmp.path().to_path_buf();
+    let mut parts = scaletui::run::build(&cfg, false).await.expect("setup");
+    let info_names: Vec<String> = parts.setup.recommenders.iter().map(|r| r.name().to_string()).collect();
+    assert_eq!(info_names, ["queue", "forecast", "vpa"]);
+    parts.commands.send(EngineCommand::SetDriver("vpa".into())).await.expect("send");
+    parts.commands.send(EngineCommand::SetDriver("queue".into())).await.expect("send");
+    let exp = Experiment::new(parts.setup).expect("record");
+    let events = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some(e) = parts.events.recv().await {
+            match e {
+                EngineEvent::Started(info) => {
+                    seen.push(format!("recommenders {:?}", info.recommenders.iter().map(|r| &r.0).collect::<Vec<_>>()))
+                }
+                EngineEvent::Notice(n) => seen.push(n),
+                EngineEvent::Event(ev) if ev.kind == "driver" => seen.push(ev.detail),
+                EngineEvent::Finished { .. } => break,
+                _ => {}
+            }
+        }
+        seen
+    });
+    let summary = exp.run(tokio_util::sync::CancellationToken::new()).await;
+    let seen = events.await.expect("events");
+    assert!(seen.iter().any(|s| s == "recommenders [\"queue\", \"forecast\", \"vpa\"]"), "{seen:?}");
+    assert!(seen.iter().any(|s| s.contains("vpa cannot drive")), "{seen:?}");
+    assert!(seen.iter().any(|s| s == "forecast -> queue"), "{seen:?}");
+    let (h, rows) = csv_rows(&summary.csv_path);
+    let drivers = column(&h, &rows, "driver");
+    assert_eq!(drivers.last().copied(), Some("queue"));
+    assert!(column(&h, &rows, "applied_by").iter().any(|b| b.starts_with("queue")));
+}

@@ -481,7 +481,9 @@ impl Experiment {
                 self.send(EngineEvent::Notice("no AI advisor is configured".into()));
             }
             EngineCommand::SetDriver(d) => {
-                if self.recommenders.iter().any(|r| r.name() == d) {
+                if self.recommenders.iter().any(|r| r.name() == d && !r.can_drive()) {
+                    self.send(EngineEvent::Notice(format!("{d} cannot drive: it does not recommend replicas")));
+                } else if self.recommenders.iter().any(|r| r.name() == d) {
                     self.event("driver", format!("{} -> {d}", self.driver));
                     self.driver = d;
                 } else {

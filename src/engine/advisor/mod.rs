@@ -61,6 +61,12 @@ pub trait Recommender: Send {
 
     async fn recommend(&mut self, input: &RecommendInput<'_>) -> RecOutput;
 
+    /// Whether its answer can be applied in `ai_scaler` (false for ones that recommend
+    /// something other than replicas, like `vpa`).
+    fn can_drive(&self) -> bool {
+        true
+    }
+
     /// Ask now instead of waiting for the next tick (the `a` key); default: nothing to do.
     fn ask_now(&mut self) {}
 

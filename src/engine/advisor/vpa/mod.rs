@@ -285,6 +285,10 @@ impl Recommender for VpaRecommender {
         VPA_COLUMNS.iter().map(|c| c.to_string()).collect()
     }
 
+    fn can_drive(&self) -> bool {
+        false
+    }
+
     async fn recommend(&mut self, input: &RecommendInput<'_>) -> RecOutput {
         let s = input.sample;
         let request_cores = s.cpu_request_millicores.map_or(0.0, |r| r / 1000.0);
