@@ -109,6 +109,9 @@ pub struct RunArgs {
     /// What ai_scaler applies when the advisor has no answer: hold or hpa_sim [default: hpa_sim]
     #[arg(long, value_parser = parse_fallback)]
     pub fallback: Option<Fallback>,
+    /// Who drives in ai_scaler: ai, queue, forecast or learned [default: ai]
+    #[arg(long)]
+    pub driver: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,6 +125,84 @@ pub enum Command {
         #[arg(long)]
         default: bool,
     },
+    /// Run one scenario on the simulator once per policy (headless, virtual time) and compare:
+    /// a table on stdout, summary.csv, plots (PNG and SVG) and each run's CSV in --output-dir.
+    Compare(CompareArgs),
+    /// The same table and plots from recorded CSVs (simulated or real-cluster runs).
+    Report(ReportArgs),
+    /// Fit the `learned` recommender's model (a random forest) on recorded CSVs.
+    Train(TrainArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// Scenario file (or a name in scenarios/)
+    #[arg(long)]
+    pub scenario: String,
+    /// Comma-separated: hpa, hpa:TARGET, queue, forecast, learned, ai
+    #[arg(long, default_value = "hpa:70,hpa:90,queue,forecast")]
+    pub policies: String,
+    /// Seed of the simulator (the same seed gives the same figures)
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Minutes per policy [default: the scenario's length + 10 minutes]
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Seconds between control ticks [default: experiment.interval]
+    #[arg(long)]
+    pub interval: Option<f64>,
+    /// Where runs, summary.csv and plots go [default: ./experiment_data/compare_<UTC time>]
+    #[arg(long, short = 'o')]
+    pub output_dir: Option<PathBuf>,
+    /// SLO in milliseconds [default: report.slo_ms]
+    #[arg(long)]
+    pub slo_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// Recorded CSVs; LABEL=PATH names a run (default: the file name)
+    #[arg(required = true)]
+    pub csv: Vec<String>,
+    /// One row per phase: split runs where the mode (or the driver) changes
+    #[arg(long)]
+    pub by_phase: bool,
+    /// Where summary.csv and plots go [default: ./experiment_data/report_<UTC time>]
+    #[arg(long, short = 'o')]
+    pub output_dir: Option<PathBuf>,
+    /// SLO in milliseconds [default: report.slo_ms]
+    #[arg(long)]
+    pub slo_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TrainArgs {
+    /// Recorded CSVs to learn from
+    #[arg(required = true)]
+    pub csv: Vec<PathBuf>,
+    /// The model file to write
+    #[arg(long, short = 'o')]
+    pub output: PathBuf,
+    /// Ticks ahead the labels look at
+    #[arg(long, default_value_t = 10)]
+    pub lookahead: usize,
+    /// Trees in the forest
+    #[arg(long, default_value_t = 100)]
+    pub trees: usize,
+    /// Deepest split level
+    #[arg(long, default_value_t = 15)]
+    pub max_depth: usize,
+    /// Fraction of each run, at its end, held out for evaluation
+    #[arg(long, default_value_t = 0.2)]
+    pub holdout: f64,
+    /// Seed of the bootstrap samples
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Label bounds [default: scaling.min_replicas / max_replicas]
+    #[arg(long)]
+    pub min_replicas: Option<i32>,
+    #[arg(long)]
+    pub max_replicas: Option<i32>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -180,6 +261,7 @@ impl RunArgs {
         set(&mut e.output_dir, self.output_dir.clone());
         set(&mut e.scenario, self.scenario.clone());
         set(&mut e.fallback, self.fallback);
+        set(&mut e.driver, self.driver.clone());
         e.verbose |= self.verbose;
         let c = &mut cfg.cluster;
         set(&mut c.backend, self.backend);

@@ -25,6 +25,8 @@ pub struct Config {
     pub load: LoadConfig,
     pub stress: StressConfig,
     pub ui: UiConfig,
+    pub recommenders: crate::engine::advisor::builtin::RecommendersConfig,
+    pub report: crate::report::ReportConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,6 +40,8 @@ pub struct ExperimentConfig {
     pub scenario: String,
     pub fallback: Fallback,
     pub verbose: bool,
+    /// Which recommender's answer `ai_scaler` applies (`ai`, `queue`, `forecast`, `learned`).
+    pub driver: String,
 }
 
 impl Default for ExperimentConfig {
@@ -51,6 +55,7 @@ impl Default for ExperimentConfig {
             scenario: String::new(),
             fallback: Fallback::HpaSim,
             verbose: false,
+            driver: "ai".into(),
         }
     }
 }
@@ -797,7 +802,11 @@ pub fn validate(c: &Config) -> Result<(), (String, String)> {
     if c.ui.max_fps == 0 || c.ui.max_fps > 240 {
         return err("ui.max_fps", "must be 1..=240");
     }
-    Ok(())
+    if e.driver.trim().is_empty() {
+        return err("experiment.driver", "must name a recommender (ai, queue, forecast, learned)");
+    }
+    c.recommenders.validate()?;
+    c.report.validate()
 }
 
 /// Line and dotted key of a TOML error. An unknown key is looked up by name after the span's

@@ -34,6 +34,21 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
             print!("{}", config::DEFAULT_CONFIG_TOML);
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::Compare(a)) => {
+            let (cfg, _) = load_config(&cli.run)?;
+            let ok = scaletui::report::commands::run_compare(cfg, &a)?;
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Some(Command::Report(a)) => {
+            let (cfg, _) = load_config(&cli.run)?;
+            scaletui::report::commands::run_report(cfg, &a)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Train(a)) => {
+            let (cfg, _) = load_config(&cli.run)?;
+            scaletui::report::commands::run_train(cfg, &a)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Command::Config { default: false }) => {
             let (cfg, origin) = load_config(&cli.run)?;
             println!("# configuration from {origin}, with command-line flags applied");

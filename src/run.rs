@@ -123,7 +123,10 @@ pub async fn build(cfg: &Config, interactive: bool) -> Result<RunParts, SetupErr
     for n in notices {
         let _ = events_tx.try_send(EngineEvent::Notice(n));
     }
-    let recommenders: Vec<Box<dyn Recommender>> = Vec::new();
+    let mut recommenders: Vec<Box<dyn Recommender>> = Vec::new();
+    recommenders.extend(crate::engine::advisor::builtin::build(cfg).map_err(SetupError)?);
+    let names: Vec<String> = recommenders.iter().map(|r| r.name().to_string()).collect();
+    crate::engine::advisor::builtin::check_driver(&cfg.experiment.driver, &names).map_err(SetupError)?;
     let setup = ExperimentSetup {
         cfg: cfg.clone(),
         cluster: cluster.clone(),

@@ -241,7 +241,7 @@ impl Experiment {
             None => (Vec::new(), Vec::new()),
         };
         Ok(Self {
-            driver: "ai".into(),
+            driver: s.cfg.experiment.driver.clone(),
             cfg: s.cfg,
             cluster: s.cluster,
             metrics: s.metrics,
@@ -487,7 +487,9 @@ impl Experiment {
                 self.send(EngineEvent::Notice("no AI advisor is configured".into()));
             }
             EngineCommand::SetDriver(d) => {
-                if self.recommenders.iter().any(|r| r.name() == d) {
+                if self.recommenders.iter().any(|r| r.name() == d && !r.can_drive()) {
+                    self.send(EngineEvent::Notice(format!("{d} cannot drive: it does not recommend replicas")));
+                } else if self.recommenders.iter().any(|r| r.name() == d) {
                     self.event("driver", format!("{} -> {d}", self.driver));
                     self.driver = d;
                 } else {

@@ -2,7 +2,13 @@
 //! `ai`, it fills the seed's `ai_*` columns); built-in ones get `<name>_replicas`,
 //! `<name>_status` and their own columns. In `ai_scaler` the configured driver's answer is applied.
 
+pub mod builtin;
+pub mod forecast;
+pub mod forest;
+pub mod learned;
 pub mod prompt;
+pub mod queue;
+pub mod vpa;
 
 use async_trait::async_trait;
 
@@ -54,6 +60,12 @@ pub trait Recommender: Send {
     }
 
     async fn recommend(&mut self, input: &RecommendInput<'_>) -> RecOutput;
+
+    /// Whether its answer can be applied in `ai_scaler` (false for ones that recommend
+    /// something other than replicas, like `vpa`).
+    fn can_drive(&self) -> bool {
+        true
+    }
 
     /// Ask now instead of waiting for the next tick (the `a` key); default: nothing to do.
     fn ask_now(&mut self) {}

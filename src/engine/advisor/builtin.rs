@@ -1,0 +1,84 @@
+//! The built-in recommenders (`queue`, `forecast`, `vpa`, `learned`): their configuration
+//! (`[recommenders.*]`) and how a run assembles them.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::Recommender;
+use super::forecast::{ForecastConfig, ForecastRecommender};
+use super::learned::{LearnedModel, LearnedRecommender};
+use super::queue::{QueueConfig, QueueRecommender};
+use super::vpa::{VpaConfig, VpaRecommender};
+use crate::config::Config;
+
+/// `[recommenders.learned]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct LearnedConfig {
+    /// A model written by `scaletui train`; empty: the learned recommender is off.
+    pub model: String,
+}
+
+/// `[recommenders]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecommendersConfig {
+    pub queue: QueueConfig,
+    pub forecast: ForecastConfig,
+    pub vpa: VpaConfig,
+    pub learned: LearnedConfig,
+}
+
+impl RecommendersConfig {
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        self.queue.validate()?;
+        self.forecast.validate()?;
+        self.vpa.validate()
+    }
+}
+
+/// Names that can drive in `ai_scaler`.
+pub const DRIVERS: [&str; 4] = ["ai", "queue", "forecast", "learned"];
+
+/// The enabled built-in recommenders, in a fixed order (their CSV columns follow it).
+pub fn build(cfg: &Config) -> Result<Vec<Box<dyn Recommender>>, String> {
+    let r = &cfg.recommenders;
+    let mut out: Vec<Box<dyn Recommender>> = Vec::new();
+    if r.queue.enabled {
+        if !r.queue.query.trim().is_empty() {
+            return Err("recommenders.queue.query needs the Prometheus metric source, which is not part of this \
+                        build; leave it empty to use the requests in flight"
+                .into());
+        }
+        out.push(Box::new(QueueRecommender::new(r.queue.clone(), cfg.scaling.max_replicas)));
+    }
+    if r.forecast.enabled {
+        out.push(Box::new(ForecastRecommender::new(r.forecast.clone())));
+    }
+    if r.vpa.enabled {
+        out.push(Box::new(VpaRecommender::new(r.vpa.clone()).map_err(|e| format!("recommenders.vpa: {e}"))?));
+    }
+    let model = r.learned.model.trim();
+    if !model.is_empty() {
+        let m = LearnedModel::load(Path::new(model)).map_err(|e| format!("recommenders.learned.model: {e}"))?;
+        out.push(Box::new(LearnedRecommender::new(m)));
+    }
+    Ok(out)
+}
+
+/// Check the driver against what is available; `ai` may be missing (the fallback then applies
+/// and says why), a built-in driver that is not enabled is an error.
+pub fn check_driver(driver: &str, available: &[String]) -> Result<(), String> {
+    if driver == "ai" || available.iter().any(|a| a == driver) {
+        return Ok(());
+    }
+    match driver {
+        "learned" => Err("driver learned needs a model: train one with `scaletui train CSV... -o model.json` and set \
+                          recommenders.learned.model"
+            .into()),
+        "vpa" => Err("vpa recommends requests, not replicas; it cannot drive".into()),
+        d if DRIVERS.contains(&d) => Err(format!("driver {d}: recommenders.{d}.enabled is false")),
+        d => Err(format!("unknown driver {d:?} (ai, queue, forecast, learned)")),
+    }
+}
