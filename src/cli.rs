@@ -225,6 +225,8 @@ fn flag_for(key: &str) -> Option<String> {
         "scaling.max_replicas" => "--max-replicas",
         "scaling.cpu_target" => "--cpu-target",
         "scaling.memory_target" => "--memory-target",
+        "advisor.url" => "--ollama-url",
+        "advisor.model" => "--model",
         _ => return None,
     };
     Some(format!("{flag} (config {key})"))
