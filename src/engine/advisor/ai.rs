@@ -283,13 +283,17 @@ impl Caller {
         }
         out.error = notes.join("; ");
         out.latency_ms = ms(start.elapsed());
+        out
+    }
+
+    /// Tell the front end the call ended (sent once the answer can be taken by a tick).
+    fn done(&self, out: &CallOutcome) {
         self.emit(AdvisorEvent::Done {
             ok: out.answer.is_some(),
             status: out.status(),
             replicas: out.replicas,
             latency_ms: Some(out.latency_ms),
         });
-        out
     }
 
     /// One reply: waits out a `Retry-After`, and asks again without what the server refuses
@@ -403,7 +407,6 @@ struct Worker {
 
 #[derive(Debug, Default)]
 struct Slot {
-    busy: bool,
     /// Finished and not yet recorded by a tick.
     finished: Option<CallOutcome>,
 }
@@ -420,11 +423,9 @@ impl Worker {
         let task = tokio::spawn(async move {
             while rx.changed().await.is_ok() {
                 let Some(job) = rx.borrow_and_update().clone() else { continue };
-                lock(&s).busy = true;
                 let out = caller.run(&job).await;
-                let mut slot = lock(&s);
-                slot.busy = false;
-                slot.finished = Some(out);
+                lock(&s).finished = Some(out.clone());
+                caller.done(&out);
             }
         });
         Self { jobs, slot, task }
@@ -494,7 +495,9 @@ impl Recommender for AiAdvisor {
         };
         self.last_job = Some(job.clone());
         if input.wait {
-            return self.caller.run(&job).await.to_output();
+            let out = self.caller.run(&job).await;
+            self.caller.done(&out);
+            return out.to_output();
         }
         let caller = self.caller.clone();
         let worker = self.worker.get_or_insert_with(|| Worker::spawn(caller));

@@ -587,35 +587,43 @@ pub fn parse_retry_after(v: &str, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO).min(Duration::from_secs(86_400)))
 }
 
-/// The error and its causes, innermost last (`error sending request: … : Connection refused`),
-/// without the URL (which may carry credentials).
+/// The error and its causes (`tcp connect error: Connection refused (os error 111)`), without
+/// the URL (which may carry credentials) and without the HTTP stack's wrapper messages.
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
+    let mut kind = None;
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
-        let s = match err.downcast_ref::<reqwest::Error>() {
+        match err.downcast_ref::<reqwest::Error>() {
+            // reqwest's Display names the URL; keep only what kind of failure it was.
             Some(r) => {
-                // reqwest's Display names the URL; describe the kind instead.
-                let mut s = String::new();
-                if r.is_connect() {
-                    s = "connection failed".into();
+                kind = kind.or(if r.is_connect() {
+                    Some("connection failed")
                 } else if r.is_timeout() {
-                    s = "timed out".into();
+                    Some("timed out")
                 } else if r.is_body() || r.is_decode() {
-                    s = "reading the body failed".into();
+                    Some("reading the body failed")
                 } else if r.is_request() {
-                    s = "sending the request failed".into();
-                }
-                s
+                    Some("sending the request failed")
+                } else {
+                    None
+                });
             }
-            None => err.to_string(),
-        };
-        if !s.is_empty() && !parts.iter().any(|p| p.contains(&s)) {
-            parts.push(s);
+            None => {
+                let s = err.to_string();
+                let wrapper = s.starts_with("client error (") || s.starts_with("error sending request");
+                if !s.is_empty() && !wrapper && !parts.iter().any(|p| p.contains(&s)) {
+                    parts.push(s);
+                }
+            }
         }
         cur = err.source();
     }
-    if parts.is_empty() { "unknown error".into() } else { parts.join(": ") }
+    match (parts.is_empty(), kind) {
+        (false, _) => parts.join(": "),
+        (true, Some(k)) => k.to_string(),
+        (true, None) => "unknown error".into(),
+    }
 }
 
 /// A URL as shown to the user: without user, password, query and fragment.
