@@ -718,6 +718,42 @@ async fn headless_ai_scaler_applies_the_advice_and_falls_back() {
     }
 }
 
+/// Ctrl-C while a tick waits for a stalled model (virtual clock) ends the run at once, with
+/// complete files, instead of after the advisor's timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_does_not_wait_for_a_stalled_model() {
+    let stub = Stub::start().await;
+    stub.set_default(Reply::answer(4).stall_after(2));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_scaletui"))
+        .env_remove("SCALETUI_CONFIG")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["--headless", "--speed", "max", "--duration", "5", "--mode", "ai_scaler"])
+        .args(["--ai-url", &stub.base_url(), "--output-dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starts");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while stub.requests().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the advisor never asked");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let pid = child.id().expect("pid").to_string();
+    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().expect("kill").success());
+    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("ends well before the advisor's 60 s timeout")
+        .expect("exits");
+    assert!(out.status.success(), "{:?}", out.status);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let events = std::fs::read_to_string(stdout.lines().nth(1).expect("events path")).expect("events file");
+    assert!(events.contains("run_end") && events.contains("interrupted"), "{events}");
+}
+
 /// Optional real tier: a real OpenAI-compatible server (scripts/real-llm.sh builds llama.cpp's
 /// server and fetches SmolLM2-135M). Fails, never skips, when the server is unusable. Asserts only
 /// "parsed, or handled with a clear status" — never the decision.

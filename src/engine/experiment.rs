@@ -406,7 +406,12 @@ impl Experiment {
             self.run_scenario(now).await;
             self.poll_tasks(now).await;
             if now + 1e-9 >= next_tick {
-                self.tick(now).await;
+                // A tick can wait for a slow model (virtual clock): Ctrl-C must not wait for it.
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => break "interrupted".to_string(),
+                    _ = self.tick(now) => {}
+                }
                 next_tick += interval;
             }
         };
