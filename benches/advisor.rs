@@ -13,7 +13,6 @@
 //! replies (~2,000 tokens = 2 s of streaming: the model is always busy, ticks find it in flight).
 
 #[path = "../tests/support/openai_stub.rs"]
-#[allow(dead_code)]
 mod openai_stub;
 
 use std::time::{Duration, Instant};

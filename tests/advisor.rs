@@ -725,7 +725,7 @@ async fn ctrl_c_does_not_wait_for_a_stalled_model() {
     let stub = Stub::start().await;
     stub.set_default(Reply::answer(4).stall_after(2));
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_scaletui"))
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_scaletui"))
         .env_remove("SCALETUI_CONFIG")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["--headless", "--speed", "max", "--duration", "5", "--mode", "ai_scaler"])
