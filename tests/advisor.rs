@@ -719,7 +719,8 @@ async fn headless_ai_scaler_applies_the_advice_and_falls_back() {
 }
 
 /// Ctrl-C while a tick waits for a stalled model (virtual clock) ends the run at once, with
-/// complete files, instead of after the advisor's timeout.
+/// complete files, instead of after the advisor's timeout. (The key comes from `$OPENAI_API_KEY`
+/// when `$SCALETUI_AI_API_KEY` is not set.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_does_not_wait_for_a_stalled_model() {
     let stub = Stub::start().await;
@@ -727,6 +728,8 @@ async fn ctrl_c_does_not_wait_for_a_stalled_model() {
     let dir = tempfile::tempdir().expect("tempdir");
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_scaletui"))
         .env_remove("SCALETUI_CONFIG")
+        .env_remove("SCALETUI_AI_API_KEY")
+        .env("OPENAI_API_KEY", "sk-from-openai-var")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["--headless", "--speed", "max", "--duration", "5", "--mode", "ai_scaler"])
         .args(["--ai-url", &stub.base_url(), "--output-dir"])
@@ -741,6 +744,7 @@ async fn ctrl_c_does_not_wait_for_a_stalled_model() {
         assert!(std::time::Instant::now() < deadline, "the advisor never asked");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert_eq!(stub.requests()[0].authorization.as_deref(), Some("Bearer sk-from-openai-var"));
     tokio::time::sleep(Duration::from_millis(200)).await;
     let pid = child.id().expect("pid").to_string();
     assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().expect("kill").success());
