@@ -496,6 +496,21 @@ async fn refused_response_format_is_dropped_for_the_run() {
 }
 
 #[tokio::test]
+async fn refused_stream_options_are_dropped_for_the_run() {
+    let stub = Stub::start().await;
+    stub.refuse_stream_options(400, "unknown field `stream_options`");
+    let mut h = harness(&settings(&stub.base_url()));
+    let out = h.ask().await;
+    assert_eq!(out.replicas, Some(3), "{out:?}");
+    let c = cells(&out);
+    assert!(c["ai_error"].starts_with("the server refused stream_options (HTTP 400: unknown field"), "{c:?}");
+    assert_eq!(c["ai_completion_tokens"], "", "no usage asked for: the token count is unknown, not 0");
+    h.ask().await;
+    let asked: Vec<bool> = stub.requests().iter().map(|r| r.body.get("stream_options").is_some()).collect();
+    assert_eq!(asked, [true, false, false]);
+}
+
+#[tokio::test]
 async fn connection_refused_is_reported() {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

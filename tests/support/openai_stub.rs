@@ -6,7 +6,7 @@
 //! a final chunk with `finish_reason`, a usage chunk when `stream_options.include_usage` is set,
 //! and `data: [DONE]`. Each request takes the next scripted [`Reply`] (or the default one), whose
 //! fault knobs make it slow, stall, break off, send a malformed line, or fail with an HTTP error.
-//! Server-wide knobs refuse `response_format` or unknown models. Every request is recorded.
+//! Server-wide knobs refuse `response_format`, `stream_options` or unknown models. Every request is recorded.
 //!
 //! Use: `let stub = Stub::start().await; stub.push(Reply::answer(4));` and point the client at
 //! `stub.base_url()`. The server stops when the `Stub` is dropped.
@@ -232,6 +232,8 @@ struct Inner {
     requests: Mutex<Vec<Recorded>>,
     /// (refused `response_format` types, status, message).
     refuse_formats: Mutex<Option<(Vec<String>, u16, String)>>,
+    /// (status, message) for requests with `stream_options` (older servers reject it).
+    refuse_stream_options: Mutex<Option<(u16, String)>>,
     known_models: Mutex<Option<Vec<String>>>,
 }
 
@@ -293,6 +295,11 @@ impl Stub {
     pub fn refuse_response_format(&self, types: &[&str], status: u16, message: &str) {
         *lock(&self.inner.refuse_formats) =
             Some((types.iter().map(|t| t.to_string()).collect(), status, message.to_string()));
+    }
+
+    /// Refuse requests that carry `stream_options`.
+    pub fn refuse_stream_options(&self, status: u16, message: &str) {
+        *lock(&self.inner.refuse_stream_options) = Some((status, message.to_string()));
     }
 
     /// Answer 404 (as Ollama does) for any other model.
@@ -358,6 +365,12 @@ async fn chat(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) 
         {
             return error_response(status, &message, None);
         }
+    }
+    let refuse = lock(&inner.refuse_stream_options).clone();
+    if let Some((status, message)) = refuse
+        && req.get("stream_options").is_some()
+    {
+        return error_response(status, &message, None);
     }
     let reply = lock(&inner.queue).pop_front().unwrap_or_else(|| lock(&inner.default).clone());
     if !reply.latency.is_zero() {
