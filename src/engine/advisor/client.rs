@@ -105,6 +105,11 @@ pub struct RequestOptions {
     pub include_usage: bool,
 }
 
+/// Longest `reasoning` the schema allows. serde_json writes the properties in alphabetical order,
+/// so a grammar-constrained model writes `reasoning` before `recommended_replicas`: without a
+/// bound, a small model rambles there until `max_tokens` (seen with SmolLM2 on llama.cpp).
+pub const SCHEMA_REASONING_MAX_LENGTH: u32 = 240;
+
 /// The JSON schema of the reply (for `response_format: json_schema`).
 pub fn reply_schema() -> Value {
     serde_json::json!({
@@ -114,7 +119,7 @@ pub fn reply_schema() -> Value {
             "predicted_cpu_millicores": {"type": "number", "minimum": 0},
             "predicted_memory_mebibytes": {"type": "number", "minimum": 0},
             "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-            "reasoning": {"type": "string"}
+            "reasoning": {"type": "string", "maxLength": SCHEMA_REASONING_MAX_LENGTH}
         },
         "required": REQUIRED_KEYS,
         "additionalProperties": false
@@ -667,6 +672,8 @@ mod tests {
         let v = serde_json::to_value(request_body("m", &msgs, o)).expect("serializes");
         assert_eq!(v["response_format"]["type"], "json_schema");
         assert_eq!(v["response_format"]["json_schema"]["schema"]["required"][0], "recommended_replicas");
+        let reasoning = &v["response_format"]["json_schema"]["schema"]["properties"]["reasoning"];
+        assert_eq!(reasoning["maxLength"], SCHEMA_REASONING_MAX_LENGTH, "bounded: see the constant");
     }
 
     #[test]
