@@ -33,6 +33,8 @@ fn run_days(days: f64, out: &std::path::Path) -> (f64, u64) {
     cfg.experiment.output_dir = out.to_path_buf();
     cfg.experiment.scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/sine-day.toml").into();
     cfg.sim.speed = Speed::Max;
+    // The simulation's own speed: no model server (benches/advisor.rs measures the advisor).
+    cfg.advisor.enabled = false;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         let mut parts = run::build(&cfg, false).await.expect("setup");

@@ -308,6 +308,8 @@ fn flag_for(key: &str) -> Option<String> {
         "scaling.cpu_target" => "--cpu-target",
         "scaling.memory_target" => "--memory-target",
         "metrics.prometheus_url" => "--prometheus-url",
+        "advisor.url" => "--ollama-url",
+        "advisor.model" => "--model",
         _ => return None,
     };
     Some(format!("{flag} (config {key})"))

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::engine::advisor::ResponseFormatKind;
+use crate::engine::advisor::prompt::PromptTemplate;
 use crate::engine::hpa::{BehaviorWritten, PolicyType, ScalingPolicy, ScalingRulesWritten, SelectPolicy};
 use crate::engine::types::{Fallback, Mode};
 
@@ -331,6 +333,11 @@ pub struct AdvisorConfig {
     pub history_rows: usize,
     pub max_step: i32,
     pub scale_while_converging: bool,
+    /// How JSON is asked for: `json_object`, `json_schema` or `none` (weakened for the rest of
+    /// the run when the server refuses it).
+    pub response_format: ResponseFormatKind,
+    /// The system and user messages (`[advisor.prompt]`).
+    pub prompt: PromptTemplate,
 }
 
 impl Default for AdvisorConfig {
@@ -344,6 +351,8 @@ impl Default for AdvisorConfig {
             history_rows: 10,
             max_step: 0,
             scale_while_converging: false,
+            response_format: ResponseFormatKind::JsonObject,
+            prompt: PromptTemplate::default(),
         }
     }
 }
@@ -717,6 +726,17 @@ pub fn validate(c: &Config) -> Result<(), (String, String)> {
     if a.max_step < 0 {
         return err("advisor.max_step", "must be >= 0 (0 = no limit)");
     }
+    match reqwest::Url::parse(a.url.trim()) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+        _ => return err("advisor.url", format!("must be an http:// or https:// URL, not {:?}", a.url)),
+    }
+    if a.model.trim().is_empty() {
+        return err("advisor.model", "must not be empty");
+    }
+    if let Err(e) = crate::engine::advisor::prompt::validate(&a.prompt) {
+        let (part, msg) = e.split_once(": ").unwrap_or(("system", e.as_str()));
+        return err(&format!("advisor.prompt.{part}"), msg);
+    }
     let m = &c.sim;
     if m.initial_replicas < 0 {
         return err("sim.initial_replicas", "must be >= 0");
@@ -913,6 +933,20 @@ mod tests {
         assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("experiment.mode")));
         let e = parse("[sim]\nspeed = -2\n", "x.toml").expect_err("bad speed");
         assert_eq!(e.key.as_deref(), Some("sim.speed"));
+    }
+
+    #[test]
+    fn advisor_keys_are_checked() {
+        let e = parse("[advisor]\nurl = \"localhost:11434\"\n", "a.toml").expect_err("bad url");
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("advisor.url")));
+        let e = parse("[advisor]\nresponse_format = \"yaml\"\n", "a.toml").expect_err("bad format");
+        assert_eq!(e.key.as_deref(), Some("advisor.response_format"));
+        let e = parse("[advisor.prompt]\nuser = \"pods {pods}\"\n", "a.toml").expect_err("bad placeholder");
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("advisor.prompt.user")));
+        assert!(e.message.contains("unknown placeholder {pods}"), "{e}");
+        let cfg = parse("[advisor.prompt]\nuser = \"{current_replicas} pods\"\n", "a.toml").expect("parses");
+        assert_eq!(cfg.advisor.prompt.user, "{current_replicas} pods");
+        assert_eq!(cfg.advisor.prompt.system, PromptTemplate::default().system, "the other message keeps its default");
     }
 
     #[test]

@@ -68,7 +68,7 @@ fn progress_line(r: &Row, total: Option<f64>) -> String {
         .traffic
         .map_or(String::new(), |t| format!(" rps {:.0} p95 {}ms err/s {:.1}", t.rps, f0(t.p95_ms), t.errors_per_s));
     format!(
-        "[{when}] {} replicas {}/{} cpu {}m mem {}Mi hpa_sim {} ({}) hpa {} ai {} -> {} by {}{traffic}",
+        "[{when}] {} replicas {}/{} cpu {}m mem {}Mi hpa_sim {} ({}) hpa {} ai {}{} -> {} by {}{traffic}",
         r.mode,
         opt(r.ready_replicas),
         opt(r.current_replicas),
@@ -78,6 +78,8 @@ fn progress_line(r: &Row, total: Option<f64>) -> String {
         if r.hpa_sim.action.is_empty() { "-" } else { &r.hpa_sim.action },
         opt(r.hpa_desired_replicas),
         opt(r.ai.recommended_replicas),
+        // Why the advisor has no answer (pending, timeout, http_error, …).
+        r.ai.status.as_deref().filter(|s| *s != "parsed").map(|s| format!(" ({s})")).unwrap_or_default(),
         opt(r.applied_replicas),
         r.applied_by,
     )

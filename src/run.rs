@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::config::{Backend, Config, MetricsSourceKind, Speed};
-use crate::engine::advisor::Recommender;
+use crate::engine::advisor::{AiAdvisor, Recommender};
 use crate::engine::clock::{Clock, SharedClock};
 use crate::engine::cluster::Cluster;
 use crate::engine::cluster::kube::{KubeCluster, KubeSettings};
@@ -124,6 +124,12 @@ pub async fn build(cfg: &Config, interactive: bool) -> Result<RunParts, SetupErr
         let _ = events_tx.try_send(EngineEvent::Notice(n));
     }
     let mut recommenders: Vec<Box<dyn Recommender>> = Vec::new();
+    if cfg.advisor.enabled {
+        // The LLM advisor streams its reply to the front end through the engine's event channel.
+        let advisor =
+            AiAdvisor::from_config(cfg, Some(events_tx.clone())).map_err(|e| SetupError(format!("AI advisor: {e}")))?;
+        recommenders.push(Box::new(advisor));
+    }
     recommenders.extend(crate::engine::advisor::builtin::build(cfg).map_err(SetupError)?);
     let names: Vec<String> = recommenders.iter().map(|r| r.name().to_string()).collect();
     crate::engine::advisor::builtin::check_driver(&cfg.experiment.driver, &names).map_err(SetupError)?;

@@ -320,7 +320,7 @@ impl Experiment {
                 .collect(),
             driver: self.driver.clone(),
             read_only: self.cfg.cluster.read_only,
-            prompt_template: crate::engine::advisor::prompt::PromptTemplate::default(),
+            prompt_template: self.cfg.advisor.prompt.clone(),
         }
     }
 
@@ -412,7 +412,12 @@ impl Experiment {
             self.run_scenario(now).await;
             self.poll_tasks(now).await;
             if now + 1e-9 >= next_tick {
-                self.tick(now).await;
+                // A tick can wait for a slow model (virtual clock): Ctrl-C must not wait for it.
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => break "interrupted".to_string(),
+                    _ = self.tick(now) => {}
+                }
                 next_tick += interval;
             }
         };
@@ -483,8 +488,13 @@ impl Experiment {
                     format!("load ({}): the load generator is not part of this build yet", p.describe()),
                 );
             }
-            EngineCommand::SetPromptTemplate(_) => {
-                self.send(EngineEvent::Notice("no AI advisor is configured".into()));
+            EngineCommand::SetPromptTemplate(t) => {
+                let result = self.recommenders.iter_mut().find(|r| r.name() == "ai").map(|r| r.set_prompt_template(t));
+                match result {
+                    None => self.send(EngineEvent::Notice("no AI advisor is configured".into())),
+                    Some(Ok(())) => self.event("prompt", "the advisor's prompt template was replaced"),
+                    Some(Err(e)) => self.send(EngineEvent::Notice(format!("prompt template not changed: {e}"))),
+                }
             }
             EngineCommand::SetDriver(d) => {
                 if self.recommenders.iter().any(|r| r.name() == d && !r.can_drive()) {

@@ -2,16 +2,24 @@
 //! `ai`, it fills the seed's `ai_*` columns); built-in ones get `<name>_replicas`,
 //! `<name>_status` and their own columns. In `ai_scaler` the configured driver's answer is applied.
 
+pub mod ai;
 pub mod builtin;
+pub mod client;
 pub mod forecast;
 pub mod forest;
 pub mod learned;
+pub mod parse;
 pub mod prompt;
 pub mod queue;
+pub mod sse;
 pub mod vpa;
 
 use async_trait::async_trait;
 
+pub use ai::{AdvisorSettings, AiAdvisor};
+pub use client::ResponseFormatKind;
+
+use crate::engine::advisor::prompt::PromptTemplate;
 use crate::engine::record::{AiColumns, HpaSim, Row};
 use crate::engine::types::{DeploymentState, MetricsSample, Mode};
 
@@ -69,6 +77,13 @@ pub trait Recommender: Send {
 
     /// Ask now instead of waiting for the next tick (the `a` key); default: nothing to do.
     fn ask_now(&mut self) {}
+
+    /// Replace the prompt template for the rest of the run (the `p` editor). `Err` says why it
+    /// was not taken (e.g. an unknown placeholder); the old template stays. Default: this
+    /// recommender has no prompt.
+    fn set_prompt_template(&mut self, _template: PromptTemplate) -> Result<(), String> {
+        Err(format!("the {} recommender has no prompt template", self.name()))
+    }
 
     /// Stop any work in flight (the run ends).
     async fn shutdown(&mut self) {}

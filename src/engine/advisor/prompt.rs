@@ -45,8 +45,9 @@ Full history (for trend analysis only):
 Should the baseline of {baseline} be kept, increased, or decreased
 based on the metric trend? Return the JSON object now.";
 
-/// The two message templates.
+/// The two message templates (`[advisor.prompt]` in `config.toml`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct PromptTemplate {
     pub system: String,
     pub user: String,
@@ -185,6 +186,13 @@ pub fn fill(template: &str, ctx: &PromptContext) -> Result<String, String> {
     Ok(out)
 }
 
+/// Check a template: every placeholder is known and every brace is matched. The error names the
+/// message (`system: unknown placeholder {x}`).
+pub fn validate(t: &PromptTemplate) -> Result<(), String> {
+    let ctx = PromptContext { values: PLACEHOLDERS.iter().map(|(k, _)| (k.to_string(), String::new())).collect() };
+    render(t, &ctx).map(|_| ())
+}
+
 /// The exact (system, user) messages a template gives for this context.
 pub fn render(t: &PromptTemplate, ctx: &PromptContext) -> Result<(String, String), String> {
     Ok((
@@ -214,5 +222,8 @@ mod tests {
         assert!(fill("a { b", &ctx).is_err());
         assert!(fill("a } b", &ctx).is_err());
         assert_eq!(fill("{{x}}", &ctx), Ok("{x}".into()));
+        let bad = PromptTemplate { user: "pods {pods}".into(), ..PromptTemplate::default() };
+        assert_eq!(validate(&bad), Err("user: unknown placeholder {pods}".into()));
+        assert_eq!(validate(&PromptTemplate::default()), Ok(()));
     }
 }
