@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 
+mod support;
+
 fn scaletui() -> Command {
     let mut c = Command::cargo_bin("scaletui").expect("binary");
     c.current_dir(env!("CARGO_MANIFEST_DIR"));
@@ -15,9 +17,10 @@ fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-fn compare(out: &Path, policies: &str, seed: u64) -> (bool, String) {
+fn compare(out: &Path, policies: &str, seed: u64, ai_url: &str) -> (bool, String) {
     let o = scaletui()
-        .args(["--config", "config.toml", "compare", "--scenario", "classic", "--policies", policies])
+        .args(["--config", "config.toml", "--ai-url", ai_url])
+        .args(["compare", "--scenario", "classic", "--policies", policies])
         .args(["--seed", &seed.to_string(), "-o"])
         .arg(out)
         .output()
@@ -38,31 +41,40 @@ fn column<'a>(h: &[String], rows: &'a [Vec<String>], name: &str) -> Vec<&'a str>
     rows.iter().map(|r| r[i].as_str()).collect()
 }
 
-#[test]
-fn compare_is_reproducible_and_report_gives_the_same_figures() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_is_reproducible_and_report_gives_the_same_figures() {
+    // The `ai` policy asks an OpenAI-compatible stub that always recommends 4 replicas.
+    let stub = support::openai_stub::Stub::start().await;
+    stub.set_default(support::openai_stub::Reply::answer(4));
+    let url = stub.base_url();
     let tmp = tempfile::tempdir().expect("tempdir");
     let a = tmp.path().join("a");
     let b = tmp.path().join("b");
-    // Five policies; the AI advisor is not in this build, so `ai` fails with a clear message
-    // and the others are still compared.
-    let (ok, text) = compare(&a, "hpa:70,hpa:90,queue,forecast,ai", 7);
-    assert!(!ok, "a failed policy makes the exit status non-zero");
-    assert!(text.contains("FAILED ai: the AI advisor is not part of this build"), "{text}");
-    for p in ["hpa-70", "hpa-90", "queue", "forecast"] {
+    let (ok, text) = compare(&a, "hpa:70,hpa:90,queue,forecast,ai", 7, &url);
+    assert!(ok, "{text}");
+    for p in ["hpa-70", "hpa-90", "queue", "forecast", "ai"] {
         assert!(text.contains(&format!("| {p}")), "{p} in the table:\n{text}");
         assert!(a.join(format!("{p}.csv")).is_file());
     }
-    assert!(!a.join("ai.csv").exists());
+    // The ai arm applied the advisor's answer.
+    let (h, rows) = csv_rows(&a.join("ai.csv"));
+    assert!(column(&h, &rows, "applied_by").iter().any(|b| *b == "ai" || *b == "ai_no_change"));
+    // A dead advisor fails that policy with a clear message; the others are still compared.
+    let dead = tmp.path().join("dead");
+    let (ok, dead_text) = compare(&dead, "hpa:70,ai", 7, "http://127.0.0.1:9/v1");
+    assert!(!ok, "a failed policy makes the exit status non-zero");
+    assert!(dead_text.contains("FAILED ai") && dead_text.contains("never gave an answer"), "{dead_text}");
+    assert!(dead_text.contains("| hpa-70"), "{dead_text}");
     for f in ["summary.csv", "replicas.png", "replicas.svg", "latency.png", "latency.svg", "cpu.png", "cpu.svg"] {
         let bytes = std::fs::read(a.join(f)).expect(f);
         assert!(bytes.len() > 400, "{f} has content");
     }
     // The same seed gives the same figures.
-    let (_, _) = compare(&b, "hpa:70,hpa:90,queue,forecast,ai", 7);
+    let (_, _) = compare(&b, "hpa:70,hpa:90,queue,forecast,ai", 7, &url);
     assert_eq!(read(&a.join("summary.csv")), read(&b.join("summary.csv")));
     // Another seed gives other figures.
     let c = tmp.path().join("c");
-    let (ok, _) = compare(&c, "hpa:70,queue", 8);
+    let (ok, _) = compare(&c, "hpa:70,queue", 8, &url);
     assert!(ok);
     let (_, rows_a) = csv_rows(&a.join("summary.csv"));
     let (_, rows_c) = csv_rows(&c.join("summary.csv"));
@@ -142,7 +154,7 @@ fn each_recommender_records_and_drives() {
     let tmp = tempfile::tempdir().expect("tempdir");
     // A model for `learned`, trained on compare's records.
     let runs = tmp.path().join("runs");
-    let (ok, _) = compare(&runs, "hpa:70,hpa:90,queue,forecast", 3);
+    let (ok, _) = compare(&runs, "hpa:70,hpa:90,queue,forecast", 3, "http://127.0.0.1:9/v1");
     assert!(ok);
     let model = tmp.path().join("model.json");
     let out = scaletui()
@@ -214,6 +226,7 @@ async fn the_driver_switches_live_and_vpa_cannot_drive() {
     cfg.experiment.duration = 10.0;
     cfg.experiment.mode = scaletui::engine::types::Mode::AiScaler;
     cfg.experiment.driver = "forecast".into();
+    cfg.advisor.enabled = false;
     cfg.experiment.scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/classic.toml").into();
     cfg.experiment.output_dir = tmp.path().to_path_buf();
     let mut parts = scaletui::run::build(&cfg, false).await.expect("setup");
