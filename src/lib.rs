@@ -3,9 +3,12 @@
 //! - [`cli`], [`config`]: the command line and `config.toml`;
 //! - [`engine`]: everything that is not drawing — the HPA algorithm, the simulated cluster, the
 //!   control loop, the CSV record, load and stress, metrics, recommenders;
-//! - [`run`]: assembles a run; [`headless`]: runs it without a dashboard.
+//! - [`run`]: assembles a run; [`headless`]: runs it without a dashboard;
+//! - [`app`]: the dashboard (state, update, keys, terminal); [`widgets`]: its drawing.
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod headless;
 pub mod run;
+pub mod widgets;

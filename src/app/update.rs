@@ -1,0 +1,468 @@
+//! `update(state, msg) -> commands`: every change to the dashboard's state happens here, from
+//! one message at a time (a key, an engine event, the clock, a signal). No I/O: what must be done
+//! outside (engine commands, writing an export, leaving) is returned as [`Command`]s.
+
+use std::path::PathBuf;
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+use crate::app::forms::{ExportForm, Form};
+use crate::app::keymap::Action;
+use crate::app::prompt_editor::{PromptEditor, preview_context};
+use crate::app::rows::RowSnapshot;
+use crate::app::state::{AdvisorStatus, AppState, Finished, Focus, MIN_WINDOW_S, Popup};
+use crate::engine::messages::{AdvisorEvent, EngineCommand, EngineEvent};
+use crate::engine::record::Row;
+use crate::engine::types::Mode;
+
+/// Everything that can change the dashboard.
+#[derive(Debug)]
+pub enum Msg {
+    Key(KeyEvent),
+    Resize,
+    Engine(Box<EngineEvent>),
+    /// The clock (wall, Unix seconds): the header's elapsed time, toasts.
+    Tick(f64),
+    /// SIGTERM, SIGINT or SIGHUP: stop cleanly without asking.
+    Signal(&'static str),
+    /// The engine task ended; `Some` with a reason when it failed (e.g. panicked).
+    EngineStopped(Option<String>),
+    /// An export finished: (path, rows) or the error.
+    Exported(Result<(PathBuf, usize), String>),
+}
+
+/// What the loop does for `update`.
+#[derive(Debug)]
+pub enum Command {
+    Engine(EngineCommand),
+    /// Write the snapshot to `path` (off the UI task) and report with [`Msg::Exported`].
+    Export {
+        path: PathBuf,
+        extra: Vec<(String, Vec<String>)>,
+        rows: RowSnapshot,
+    },
+    /// Leave the loop (the engine has finished, or the user forces it).
+    Exit,
+}
+
+/// Seconds after a quit request before a second `q`/Ctrl-c is offered to force the exit.
+pub const SLOW_STOP_S: f64 = 15.0;
+
+pub fn update(state: &mut AppState, msg: Msg) -> Vec<Command> {
+    match msg {
+        Msg::Key(k) if k.kind == KeyEventKind::Press || k.kind == KeyEventKind::Repeat => {
+            state.dirty = true;
+            on_key(state, k)
+        }
+        Msg::Key(_) => Vec::new(),
+        Msg::Resize => {
+            state.dirty = true;
+            Vec::new()
+        }
+        Msg::Engine(e) => {
+            state.dirty = true;
+            on_engine(state, *e)
+        }
+        Msg::Tick(wall) => {
+            state.wall_now = wall;
+            if state.toast.as_ref().is_some_and(|t| t.until <= wall) {
+                state.toast = None;
+            }
+            // The header's clock moves.
+            state.dirty = true;
+            Vec::new()
+        }
+        Msg::Signal(name) => {
+            state.dirty = true;
+            if state.quitting.is_some() {
+                // A second signal: leave now.
+                return vec![Command::Exit];
+            }
+            state.push_event(state.elapsed_s(), "signal", &format!("{name}: stopping"));
+            begin_quit(state)
+        }
+        Msg::EngineStopped(err) => {
+            state.dirty = true;
+            if state.finished.is_none() {
+                state.engine_error = Some(err.unwrap_or_else(|| "the engine stopped without finishing the run".into()));
+            }
+            vec![Command::Exit]
+        }
+        Msg::Exported(r) => {
+            state.dirty = true;
+            match r {
+                Ok((path, n)) => {
+                    let text = format!("exported {n} rows to {}", path.display());
+                    state.push_event(state.elapsed_s(), "export", &text);
+                    state.toast(text, false);
+                }
+                Err(e) => {
+                    let text = format!("export failed: {e}");
+                    state.push_event(state.elapsed_s(), "error", &text);
+                    state.toast(text, true);
+                }
+            }
+            Vec::new()
+        }
+    }
+}
+
+fn begin_quit(state: &mut AppState) -> Vec<Command> {
+    state.popup = None;
+    if state.finished.is_some() || state.engine_error.is_some() {
+        return vec![Command::Exit];
+    }
+    state.quitting = Some(state.wall_now);
+    vec![Command::Engine(EngineCommand::Shutdown)]
+}
+
+fn request_quit(state: &mut AppState) -> Vec<Command> {
+    if let Some(since) = state.quitting {
+        if state.wall_now - since >= SLOW_STOP_S {
+            return vec![Command::Exit];
+        }
+        state.toast("stopping: cleaning up tasks, restoring the cluster, flushing the CSV…", false);
+        return Vec::new();
+    }
+    let running = state.running_tasks();
+    if running > 0 {
+        state.popup = Some(Popup::ConfirmQuit { running });
+        Vec::new()
+    } else {
+        begin_quit(state)
+    }
+}
+
+fn is_ctrl_c(k: &KeyEvent) -> bool {
+    k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL)
+}
+
+fn on_key(state: &mut AppState, k: KeyEvent) -> Vec<Command> {
+    if state.quitting.is_some() {
+        if state.keymap.is(Action::Quit, &k) || is_ctrl_c(&k) {
+            return request_quit(state);
+        }
+        return Vec::new();
+    }
+    if state.popup.is_some() {
+        // Ctrl-c always reaches quit, even from a form.
+        if is_ctrl_c(&k) {
+            state.popup = None;
+            return request_quit(state);
+        }
+        return on_popup_key(state, k);
+    }
+    let Some(action) = state.keymap.action(&k) else { return Vec::new() };
+    on_action(state, action)
+}
+
+/// What a key does with no popup open.
+pub fn on_action(state: &mut AppState, action: Action) -> Vec<Command> {
+    let engine = |c| vec![Command::Engine(c)];
+    match action {
+        Action::ModeHpaOnly => switch_mode(state, Mode::HpaOnly),
+        Action::ModeComparison => switch_mode(state, Mode::Comparison),
+        Action::ModeAiScaler => {
+            if state.mode == Mode::AiScaler {
+                state.toast("already in ai_scaler", false);
+                return Vec::new();
+            }
+            state.popup = Some(Popup::ConfirmMode(Mode::AiScaler));
+            Vec::new()
+        }
+        Action::CpuStress => {
+            state.popup = Some(Popup::Form(Box::new(Form::cpu(&state.cfg))));
+            Vec::new()
+        }
+        Action::MemoryStress => {
+            state.popup = Some(Popup::Form(Box::new(Form::memory(&state.cfg))));
+            Vec::new()
+        }
+        Action::Load => {
+            state.popup = Some(Popup::Form(Box::new(Form::load(&state.cfg))));
+            Vec::new()
+        }
+        Action::StopTask => match state.selected().filter(|t| !t.finished).map(|t| (t.id, t.kind.clone())) {
+            Some((id, kind)) => {
+                state.toast(format!("stopping task #{id} ({kind})"), false);
+                engine(EngineCommand::StopTask(id))
+            }
+            None => {
+                state.toast("no running task selected (Tab to the tasks panel, Up/Down to select)", false);
+                Vec::new()
+            }
+        },
+        Action::AskAdvisor => {
+            state.toast("asked the advisor", false);
+            engine(EngineCommand::AskAdvisor)
+        }
+        Action::EditPrompt => {
+            let ctx = state.info.as_ref().and_then(|info| {
+                let rows: Vec<Row> = state.recent.iter().cloned().collect();
+                preview_context(&rows, info, state.cfg.advisor.history_rows)
+            });
+            state.popup = Some(Popup::Prompt(Box::new(PromptEditor::new(&state.prompt_template, ctx))));
+            Vec::new()
+        }
+        Action::Export => {
+            let rows = state.archive.rows();
+            state.popup = Some(Popup::Export(Box::new(ExportForm::new(&state.cfg, state.mode, state.wall_now, rows))));
+            Vec::new()
+        }
+        Action::ZoomIn => {
+            let min = MIN_WINDOW_S.max(4.0 * state.cfg.experiment.interval).min(state.view.max_window_s);
+            state.view.window_s = (state.view.window_s / 2.0).max(min);
+            Vec::new()
+        }
+        Action::ZoomOut => {
+            state.view.window_s = (state.view.window_s * 2.0).min(state.view.max_window_s);
+            Vec::new()
+        }
+        Action::ZoomReset => {
+            state.view.window_s = state.view.default_window_s;
+            Vec::new()
+        }
+        Action::Freeze => {
+            state.view.frozen_at = match state.view.frozen_at {
+                Some(_) => None,
+                None => Some(state.window().1),
+            };
+            Vec::new()
+        }
+        Action::NextTheme => {
+            let name = state.themes.cycle().name.clone();
+            let text = if state.themes.list.len() == 1 && state.palette().mono {
+                "NO_COLOR is set: monochrome".to_string()
+            } else {
+                format!("theme: {name}")
+            };
+            state.toast(text, false);
+            Vec::new()
+        }
+        Action::FocusNext => {
+            state.focus = state.focus.step(1);
+            Vec::new()
+        }
+        Action::FocusPrev => {
+            state.focus = state.focus.step(-1);
+            Vec::new()
+        }
+        Action::Up => {
+            scroll(state, -1);
+            Vec::new()
+        }
+        Action::Down => {
+            scroll(state, 1);
+            Vec::new()
+        }
+        Action::Help => {
+            state.popup = Some(Popup::Help);
+            Vec::new()
+        }
+        Action::Close => {
+            state.toast = None;
+            Vec::new()
+        }
+        Action::Quit => request_quit(state),
+    }
+}
+
+fn scroll(state: &mut AppState, by: isize) {
+    match state.focus {
+        Focus::Tasks => state.move_task_selection(by),
+        Focus::Events => {
+            let max = state.events.len().saturating_sub(1);
+            state.events_scroll = (state.events_scroll as isize - by).clamp(0, max as isize) as usize;
+        }
+        Focus::Advisor => {
+            state.advisor.scroll = (i32::from(state.advisor.scroll) - by as i32).clamp(0, 10_000) as u16;
+        }
+        Focus::Charts => {}
+    }
+}
+
+fn switch_mode(state: &mut AppState, mode: Mode) -> Vec<Command> {
+    if state.mode == mode {
+        state.toast(format!("already in {mode}"), false);
+        return Vec::new();
+    }
+    state.toast(format!("switching to {mode}…"), false);
+    vec![Command::Engine(EngineCommand::SetMode(mode))]
+}
+
+fn is_yes(k: &KeyEvent) -> bool {
+    matches!(k.code, KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter)
+}
+
+fn is_no(state: &AppState, k: &KeyEvent) -> bool {
+    matches!(k.code, KeyCode::Char('n') | KeyCode::Char('N')) || state.keymap.is(Action::Close, k)
+}
+
+fn on_popup_key(state: &mut AppState, k: KeyEvent) -> Vec<Command> {
+    let Some(popup) = state.popup.take() else { return Vec::new() };
+    let close = state.keymap.is(Action::Close, &k);
+    match popup {
+        Popup::Help => {
+            if !(close || state.keymap.is(Action::Help, &k) || state.keymap.is(Action::Quit, &k)) {
+                state.popup = Some(Popup::Help);
+            }
+            Vec::new()
+        }
+        Popup::ConfirmMode(mode) => {
+            if is_yes(&k) {
+                switch_mode(state, mode)
+            } else {
+                if !is_no(state, &k) {
+                    state.popup = Some(Popup::ConfirmMode(mode));
+                }
+                Vec::new()
+            }
+        }
+        Popup::ConfirmQuit { running } => {
+            if is_yes(&k) {
+                begin_quit(state)
+            } else {
+                if !is_no(state, &k) {
+                    state.popup = Some(Popup::ConfirmQuit { running });
+                }
+                Vec::new()
+            }
+        }
+        Popup::Form(mut form) => {
+            if close {
+                return Vec::new();
+            }
+            match k.code {
+                KeyCode::Enter => match form.submit(&state.cfg) {
+                    Ok(cmd) => {
+                        state.toast(format!("starting: {}", form.title.to_lowercase()), false);
+                        return vec![Command::Engine(cmd)];
+                    }
+                    Err(e) => form.error = Some(e),
+                },
+                KeyCode::Tab | KeyCode::Down => form.move_focus(1),
+                KeyCode::BackTab | KeyCode::Up => form.move_focus(-1),
+                _ => form.input(k),
+            }
+            state.popup = Some(Popup::Form(form));
+            Vec::new()
+        }
+        Popup::Export(mut form) => {
+            if close {
+                return Vec::new();
+            }
+            if k.code == KeyCode::Enter {
+                match form.submit() {
+                    Ok(path) => {
+                        let extra = state.info.as_ref().map(|i| i.recommenders.clone()).unwrap_or_default();
+                        state.toast(format!("exporting to {}…", path.display()), false);
+                        return vec![Command::Export { path, extra, rows: state.archive.snapshot() }];
+                    }
+                    Err(e) => form.error = Some(e),
+                }
+            } else {
+                form.input(k);
+            }
+            state.popup = Some(Popup::Export(form));
+            Vec::new()
+        }
+        Popup::Prompt(mut ed) => {
+            if close {
+                return Vec::new();
+            }
+            let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+            match k.code {
+                KeyCode::Char('s') if ctrl => match &ed.preview {
+                    Ok(_) => {
+                        let t = ed.template();
+                        state.prompt_template = t.clone();
+                        state.toast("prompt template sent to the advisor", false);
+                        return vec![Command::Engine(EngineCommand::SetPromptTemplate(t))];
+                    }
+                    Err(e) => state.toast(format!("not applied: {e}"), true),
+                },
+                KeyCode::Char('r') if ctrl => ed.reset(),
+                KeyCode::Tab | KeyCode::BackTab => ed.switch(),
+                _ => ed.input(k),
+            }
+            state.popup = Some(Popup::Prompt(ed));
+            Vec::new()
+        }
+    }
+}
+
+fn on_engine(state: &mut AppState, e: EngineEvent) -> Vec<Command> {
+    match e {
+        EngineEvent::Started(info) => {
+            state.mode = info.mode;
+            state.prompt_template = info.prompt_template.clone();
+            for (name, _) in &info.recommenders {
+                state.recommender_series(name);
+            }
+            if info.advisor.is_some() && state.advisor.status == AdvisorStatus::NotConfigured {
+                state.advisor.status = AdvisorStatus::Idle;
+            }
+            state.info = Some(*info);
+        }
+        EngineEvent::Sample(row) => {
+            if let Some(status) = row.ai.status.as_deref() {
+                // The advisor answers in this run: leave "not configured".
+                if state.advisor.status == AdvisorStatus::NotConfigured {
+                    state.advisor.status = AdvisorStatus::Done(status.to_string());
+                }
+            }
+            state.push_row(*row);
+        }
+        EngineEvent::Event(ev) => {
+            if ev.kind == "mode_switch" {
+                state.mode = ev.mode;
+            }
+            state.push_event(ev.elapsed_s, &ev.kind, &ev.detail);
+            if matches!(ev.kind.as_str(), "error" | "task_failed") {
+                state.toast(format!("{}: {}", ev.kind, ev.detail), true);
+            }
+        }
+        EngineEvent::Task(t) => state.upsert_task(t),
+        EngineEvent::Advisor(a) => on_advisor(state, a),
+        EngineEvent::Notice(n) => {
+            state.push_event(state.elapsed_s(), "notice", &n);
+            state.toast(n, false);
+        }
+        EngineEvent::Finished { reason, rows, csv_path, events_path, restored } => {
+            state.finished = Some(Finished { reason, rows, csv_path, events_path, restored });
+            return vec![Command::Exit];
+        }
+    }
+    Vec::new()
+}
+
+fn on_advisor(state: &mut AppState, a: AdvisorEvent) {
+    let p = &mut state.advisor;
+    match a {
+        AdvisorEvent::Asking { attempt } => {
+            p.status = AdvisorStatus::Asking { attempt };
+            if attempt <= 1 {
+                p.text.clear();
+            } else {
+                p.text.push_str(&format!("\n— attempt {attempt} —\n"));
+            }
+            p.scroll = 0;
+        }
+        AdvisorEvent::Delta(d) => {
+            p.status = AdvisorStatus::Streaming;
+            p.text.push_str(&d);
+            if p.text.len() > crate::app::state::ADVISOR_TEXT_MAX {
+                let mut cut = p.text.len() - crate::app::state::ADVISOR_TEXT_MAX;
+                while !p.text.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                p.text.drain(..cut);
+            }
+        }
+        AdvisorEvent::Done { ok, status, replicas, latency_ms } => {
+            p.status = if ok { AdvisorStatus::Done(status) } else { AdvisorStatus::Failed(status) };
+            p.last_replicas = replicas;
+            p.last_latency_ms = latency_ms;
+        }
+    }
+}
