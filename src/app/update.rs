@@ -466,3 +466,247 @@ fn on_advisor(state: &mut AppState, a: AdvisorEvent) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::keymap::Keymap;
+    use crate::app::theme::Themes;
+    use crate::config::Config;
+    use crate::engine::messages::TaskStatus;
+    use crate::engine::stress::{CpuStressParams, StressParams};
+
+    fn state() -> AppState {
+        AppState::new(Config::default(), Keymap::default(), Themes::monochrome(), 1_000.0)
+    }
+
+    fn key(s: &mut AppState, code: KeyCode) -> Vec<Command> {
+        update(s, Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)))
+    }
+
+    fn ch(s: &mut AppState, c: char) -> Vec<Command> {
+        key(s, KeyCode::Char(c))
+    }
+
+    fn engine(cmds: &[Command]) -> Vec<&EngineCommand> {
+        cmds.iter()
+            .filter_map(|c| match c {
+                Command::Engine(e) => Some(e),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn task(id: u64, finished: bool) -> EngineEvent {
+        EngineEvent::Task(TaskStatus {
+            id,
+            kind: "cpu stress".into(),
+            params: "2 workers/pod".into(),
+            state: if finished { "done".into() } else { "running on 3 pods".into() },
+            finished,
+            progress: Some(0.5),
+            figures: String::new(),
+        })
+    }
+
+    #[test]
+    fn ai_scaler_asks_first() {
+        let mut s = state();
+        assert!(ch(&mut s, '2').is_empty());
+        assert!(matches!(s.popup, Some(Popup::ConfirmMode(Mode::AiScaler))));
+        assert!(ch(&mut s, 'n').is_empty(), "n cancels");
+        assert!(s.popup.is_none());
+        ch(&mut s, '2');
+        let c = ch(&mut s, 'y');
+        assert_eq!(engine(&c), vec![&EngineCommand::SetMode(Mode::AiScaler)]);
+        // The other modes switch at once.
+        let c = ch(&mut s, '1');
+        assert_eq!(engine(&c), vec![&EngineCommand::SetMode(Mode::HpaOnly)]);
+    }
+
+    #[test]
+    fn quit_asks_when_tasks_run_then_waits_for_the_engine() {
+        let mut s = state();
+        update(&mut s, Msg::Engine(Box::new(task(1, false))));
+        assert!(ch(&mut s, 'q').is_empty());
+        assert!(matches!(s.popup, Some(Popup::ConfirmQuit { running: 1 })));
+        let c = ch(&mut s, 'y');
+        assert_eq!(engine(&c), vec![&EngineCommand::Shutdown]);
+        assert!(s.quitting.is_some());
+        // Keys other than quit do nothing while stopping; the engine's Finished ends the loop.
+        assert!(ch(&mut s, 'c').is_empty());
+        let c = update(
+            &mut s,
+            Msg::Engine(Box::new(EngineEvent::Finished {
+                reason: "quit".into(),
+                rows: 3,
+                csv_path: "a.csv".into(),
+                events_path: "a_events.csv".into(),
+                restored: vec![],
+            })),
+        );
+        assert!(matches!(c.as_slice(), [Command::Exit]));
+    }
+
+    #[test]
+    fn a_slow_stop_can_be_forced() {
+        let mut s = state();
+        let c = ch(&mut s, 'q');
+        assert_eq!(engine(&c), vec![&EngineCommand::Shutdown], "no tasks: no question");
+        assert!(ch(&mut s, 'q').is_empty(), "a second q right away only says it is stopping");
+        update(&mut s, Msg::Tick(1_000.0 + SLOW_STOP_S + 1.0));
+        assert!(matches!(ch(&mut s, 'q').as_slice(), [Command::Exit]));
+    }
+
+    #[test]
+    fn signals_stop_without_asking() {
+        let mut s = state();
+        update(&mut s, Msg::Engine(Box::new(task(1, false))));
+        let c = update(&mut s, Msg::Signal("SIGTERM"));
+        assert_eq!(engine(&c), vec![&EngineCommand::Shutdown]);
+        assert!(matches!(update(&mut s, Msg::Signal("SIGTERM")).as_slice(), [Command::Exit]));
+    }
+
+    #[test]
+    fn ctrl_c_reaches_quit_from_a_form_and_typing_q_does_not() {
+        let mut s = state();
+        ch(&mut s, 'c');
+        assert!(matches!(s.popup, Some(Popup::Form(_))));
+        assert!(ch(&mut s, 'q').is_empty(), "q is typed into the field");
+        assert!(s.quitting.is_none());
+        let c = update(&mut s, Msg::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)));
+        assert_eq!(engine(&c), vec![&EngineCommand::Shutdown]);
+    }
+
+    #[test]
+    fn forms_launch_with_enter_and_keep_errors() {
+        let mut s = state();
+        ch(&mut s, 'c');
+        // The focused field is workers ("2"): make it "2x".
+        ch(&mut s, 'x');
+        assert!(key(&mut s, KeyCode::Enter).is_empty());
+        match &s.popup {
+            Some(Popup::Form(f)) => {
+                assert!(f.error.as_deref().is_some_and(|e| e.starts_with("workers")), "{:?}", f.error)
+            }
+            other => panic!("form closed: {other:?}"),
+        }
+        key(&mut s, KeyCode::Backspace);
+        let c = key(&mut s, KeyCode::Enter);
+        assert_eq!(
+            engine(&c),
+            vec![&EngineCommand::StartStress(StressParams::Cpu(CpuStressParams {
+                workers: 2,
+                duration_s: 300.0,
+                max_pods: 0,
+                refresh_s: 15.0
+            }))]
+        );
+        assert!(s.popup.is_none());
+        // Esc closes without launching.
+        ch(&mut s, 'l');
+        assert!(key(&mut s, KeyCode::Esc).is_empty());
+        assert!(s.popup.is_none());
+    }
+
+    #[test]
+    fn x_stops_the_selected_running_task() {
+        let mut s = state();
+        assert!(engine(&ch(&mut s, 'x')).is_empty(), "nothing to stop");
+        update(&mut s, Msg::Engine(Box::new(task(1, false))));
+        update(&mut s, Msg::Engine(Box::new(task(2, false))));
+        // A task that fails at once does not take the selection.
+        update(&mut s, Msg::Engine(Box::new(task(3, true))));
+        assert_eq!(engine(&ch(&mut s, 'x')), vec![&EngineCommand::StopTask(2)]);
+        // Up/Down in the tasks panel move the selection.
+        s.focus = Focus::Tasks;
+        key(&mut s, KeyCode::Up);
+        assert_eq!(engine(&ch(&mut s, 'x')), vec![&EngineCommand::StopTask(1)]);
+        // When the selected task ends, another running one is selected.
+        update(&mut s, Msg::Engine(Box::new(task(1, true))));
+        assert_eq!(s.selected_task, Some(2));
+    }
+
+    #[test]
+    fn export_snapshots_the_rows_held() {
+        let mut s = state();
+        for i in 0..5 {
+            update(
+                &mut s,
+                Msg::Engine(Box::new(EngineEvent::Sample(Box::new(Row {
+                    t: f64::from(i),
+                    elapsed_s: f64::from(i),
+                    ..Row::default()
+                })))),
+            );
+        }
+        ch(&mut s, 'e');
+        let c = key(&mut s, KeyCode::Enter);
+        match c.as_slice() {
+            [Command::Export { path, rows, .. }] => {
+                assert_eq!(rows.rows(), 5);
+                assert!(path.to_string_lossy().contains("dashboard_comparison_"), "{}", path.display());
+            }
+            other => panic!("{other:?}"),
+        }
+        update(&mut s, Msg::Exported(Ok(("x.csv".into(), 5))));
+        assert!(s.toast.as_ref().is_some_and(|t| t.text == "exported 5 rows to x.csv"));
+    }
+
+    #[test]
+    fn zoom_and_freeze() {
+        let mut s = state();
+        for i in 0..400 {
+            s.push_row(Row { t: f64::from(i) * 10.0, elapsed_s: f64::from(i) * 10.0, ..Row::default() });
+        }
+        assert_eq!(s.window(), (3990.0 - 900.0, 3990.0));
+        ch(&mut s, '+');
+        assert_eq!(s.view.window_s, 450.0);
+        for _ in 0..10 {
+            ch(&mut s, '+');
+        }
+        assert_eq!(s.view.window_s, 120.0, "clamped to four ticks (30 s each) at least");
+        ch(&mut s, '=');
+        ch(&mut s, '-');
+        assert_eq!(s.view.window_s, 1800.0);
+        ch(&mut s, 'f');
+        s.push_row(Row { t: 4000.0, elapsed_s: 4000.0, ..Row::default() });
+        assert_eq!(s.window().1, 3990.0, "frozen");
+        ch(&mut s, 'f');
+        assert_eq!(s.window().1, 4000.0, "following again");
+    }
+
+    #[test]
+    fn advisor_stream_accumulates_and_resets() {
+        let mut s = state();
+        let ev = |e| Msg::Engine(Box::new(EngineEvent::Advisor(e)));
+        update(&mut s, ev(AdvisorEvent::Asking { attempt: 1 }));
+        update(&mut s, ev(AdvisorEvent::Delta("load is ".into())));
+        update(&mut s, ev(AdvisorEvent::Delta("rising".into())));
+        assert_eq!((s.advisor.text.as_str(), &s.advisor.status), ("load is rising", &AdvisorStatus::Streaming));
+        update(
+            &mut s,
+            ev(AdvisorEvent::Done { ok: false, status: "timeout".into(), replicas: None, latency_ms: Some(60_000.0) }),
+        );
+        assert_eq!(s.advisor.status.label(), "failed: timeout");
+        update(&mut s, ev(AdvisorEvent::Asking { attempt: 1 }));
+        assert!(s.advisor.text.is_empty());
+        // The kept text is bounded.
+        let chunk = "é".repeat(1000);
+        for _ in 0..20 {
+            update(&mut s, ev(AdvisorEvent::Delta(chunk.clone())));
+        }
+        assert!(s.advisor.text.len() <= crate::app::state::ADVISOR_TEXT_MAX);
+    }
+
+    #[test]
+    fn help_opens_and_closes() {
+        let mut s = state();
+        ch(&mut s, '?');
+        assert!(matches!(s.popup, Some(Popup::Help)));
+        ch(&mut s, 'z');
+        assert!(matches!(s.popup, Some(Popup::Help)), "other keys keep it");
+        key(&mut s, KeyCode::Esc);
+        assert!(s.popup.is_none());
+    }
+}

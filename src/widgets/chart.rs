@@ -96,24 +96,38 @@ pub fn age(s: f64) -> String {
     }
 }
 
-impl Widget for TimeChart<'_> {
+impl<'a> Widget for TimeChart<'a> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let p = self.palette;
+        // The legend: title, series, guides, note — each item only if it still fits.
+        let room = area.width.saturating_sub(2) as usize;
         let mut legend: Vec<Span> = vec![Span::styled(format!(" {} ", self.title), p.title(self.focused))];
+        let mut used = self.title.chars().count() + 2;
+        let mut add = |legend: &mut Vec<Span<'a>>, items: Vec<Span<'a>>| {
+            let w: usize = items.iter().map(|s| s.content.chars().count()).sum();
+            if used + w <= room {
+                used += w;
+                legend.extend(items);
+            }
+        };
         for s in &self.series {
-            legend.push(Span::styled("━", Style::new().fg(s.color)));
             let text = match &s.value {
                 Some(v) => format!("{} {v} ", s.name),
                 None => format!("{} – ", s.name),
             };
-            legend.push(Span::styled(text, p.text()));
+            add(&mut legend, vec![Span::styled("━", Style::new().fg(s.color)), Span::styled(text, p.text())]);
         }
         for g in &self.guides {
-            legend.push(Span::styled("┄", Style::new().fg(g.color)));
-            legend.push(Span::styled(format!("{} {} ", g.name, short(g.value)), p.muted()));
+            add(
+                &mut legend,
+                vec![
+                    Span::styled("┄", Style::new().fg(g.color)),
+                    Span::styled(format!("{} {} ", g.name, short(g.value)), p.muted()),
+                ],
+            );
         }
         if let Some(n) = &self.note {
-            legend.push(Span::styled(format!("{n} "), p.muted()));
+            add(&mut legend, vec![Span::styled(format!("{n} "), p.muted())]);
         }
         let block = Block::new()
             .borders(Borders::ALL)
@@ -135,12 +149,11 @@ impl Widget for TimeChart<'_> {
             labels.push((inner.height - 1, label(lo)));
         }
         if inner.height >= 5 {
-            let mid_row = (inner.height - 1) / 2;
-            // The value at the middle of that row.
-            let frac = 1.0 - (f64::from(mid_row) + 0.5) / f64::from(inner.height);
-            let v = lo + (hi - lo) * frac;
-            if !self.integer || (v - v.round()).abs() < 0.2 {
-                labels.push((mid_row, label(v)));
+            // The middle value, on the row that draws it.
+            let v = if self.integer { ((lo + hi) / 2.0).round() } else { (lo + hi) / 2.0 };
+            let row = (((hi - v) / (hi - lo)) * f64::from(inner.height)).floor() as u16;
+            if row > 0 && row < inner.height - 1 {
+                labels.push((row, label(v)));
             }
         }
         let lw = labels.iter().map(|(_, s)| s.chars().count()).max().unwrap_or(1) as u16;

@@ -73,7 +73,7 @@ pub fn render(area: Rect, buf: &mut Buffer, state: &AppState) {
             panels::status_lines(line, buf, state);
         }
         Tier::Medium => {
-            let [charts, panels_area] = Layout::vertical([Constraint::Percentage(58), Constraint::Fill(1)]).areas(body);
+            let [charts, panels_area] = Layout::vertical([Constraint::Percentage(62), Constraint::Fill(1)]).areas(body);
             let [top, bottom] = Layout::vertical([Constraint::Fill(1), Constraint::Fill(1)]).areas(charts);
             let [a, b] = Layout::horizontal([Constraint::Fill(1), Constraint::Fill(1)]).areas(top);
             replicas_chart(state, a, buf);

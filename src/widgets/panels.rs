@@ -62,11 +62,11 @@ pub fn advisor(area: Rect, buf: &mut Buffer, state: &AppState) {
         _ => p.success(),
     };
     let focused = state.focus == Focus::Advisor;
-    let block = panel(
-        vec![Span::styled(" Advisor ", p.title(focused)), Span::styled(format!("{} ", a.status.label()), status_style)],
-        focused,
-        p,
-    );
+    let mut title = vec![Span::styled(" Advisor ", p.title(focused))];
+    if a.status != AdvisorStatus::NotConfigured {
+        title.push(Span::styled(format!("{} ", a.status.label()), status_style));
+    }
+    let block = panel(title, focused, p);
     let inner = block.inner(area);
     block.render(area, buf);
     if inner.width < 2 || inner.height == 0 {
@@ -186,7 +186,9 @@ pub fn tasks(area: Rect, buf: &mut Buffer, state: &AppState) {
             state.keymap.first_key(crate::app::keymap::Action::MemoryStress),
             state.keymap.first_key(crate::app::keymap::Action::Load)
         );
-        buf.set_stringn(inner.x, inner.y, keys, w, p.muted());
+        for (i, l) in wrap(&keys, w).iter().enumerate().take(inner.height as usize) {
+            buf.set_stringn(inner.x, inner.y + i as u16, l, w, p.muted());
+        }
         return;
     }
     // Each task: a title line, a progress line and (when there is room) its parameters.
@@ -223,20 +225,21 @@ pub fn tasks(area: Rect, buf: &mut Buffer, state: &AppState) {
             break;
         }
         let bar_w = (w / 3).clamp(4, 20);
-        let progress = match t.progress {
-            Some(f) => vec![
+        let mut spans = match (t.progress, t.finished) {
+            (Some(f), _) => vec![
                 Span::styled(format!("  {}", bar(f, bar_w)), if t.finished { p.muted() } else { p.gauge() }),
                 Span::styled(format!(" {:>3.0}%", f * 100.0), base),
             ],
-            None => vec![Span::styled("  until stopped", p.muted())],
+            (None, false) => vec![Span::styled("  until stopped", p.muted())],
+            // Ended without a progress figure (e.g. failed at the start): say what it was.
+            (None, true) => vec![Span::styled(format!("  {}", t.params), p.muted())],
         };
-        let mut spans = progress;
         if !t.figures.is_empty() {
             spans.push(Span::styled(format!("  {}", t.figures), base));
         }
         Line::from(spans).render(Rect { x: inner.x, y, width: inner.width, height: 1 }, buf);
         y += 1;
-        if per == 3 && y < bottom {
+        if per == 3 && y < bottom && !(t.finished && t.progress.is_none()) {
             buf.set_stringn(inner.x + 2, y, &t.params, w.saturating_sub(2), p.muted());
             y += 1;
         }
@@ -263,17 +266,42 @@ pub fn events(area: Rect, buf: &mut Buffer, state: &AppState) {
     if inner.width < 4 || inner.height == 0 {
         return;
     }
-    // Newest at the bottom; one line each.
+    // Newest at the bottom, each event wrapped under its time.
     let h = inner.height as usize;
+    let w = inner.width as usize;
     let end = state.events.len().saturating_sub(state.events_scroll);
-    let start = end.saturating_sub(h);
-    for (i, e) in state.events.range(start..end).enumerate() {
-        let line = Line::from(vec![
-            Span::styled(format!("{:>7} ", clock(e.elapsed_s)), p.muted()),
-            Span::styled(format!("{} ", e.kind), event_style(p, &e.kind)),
-            Span::styled(e.detail.clone(), p.text()),
-        ]);
-        line.render(Rect { x: inner.x, y: inner.y + i as u16, width: inner.width, height: 1 }, buf);
+    let mut rows: Vec<Line> = Vec::new();
+    // One time column as wide as the newest (the longest) time shown.
+    let tw = state.events.range(..end).next_back().map_or(4, |e| clock(e.elapsed_s).chars().count());
+    for e in state.events.range(..end).rev() {
+        if rows.len() >= h {
+            break;
+        }
+        let time = format!("{:>tw$}", clock(e.elapsed_s));
+        let indent = tw + 1;
+        let text = format!("{} {}", e.kind, e.detail);
+        let wrapped = wrap(&text, w.saturating_sub(indent).max(8));
+        let mut lines: Vec<Line> = Vec::with_capacity(wrapped.len());
+        for (i, l) in wrapped.into_iter().enumerate() {
+            let lead = if i == 0 { format!("{time} ") } else { " ".repeat(indent) };
+            let body = if i == 0 && l.len() >= e.kind.len() {
+                let (k, rest) = l.split_at(e.kind.len());
+                vec![Span::styled(k.to_string(), event_style(p, &e.kind)), Span::styled(rest.to_string(), p.text())]
+            } else {
+                vec![Span::styled(l, p.text())]
+            };
+            let mut spans = vec![Span::styled(lead, p.muted())];
+            spans.extend(body);
+            lines.push(Line::from(spans));
+        }
+        for l in lines.into_iter().rev() {
+            rows.push(l);
+        }
+    }
+    rows.truncate(h);
+    let top = inner.y + (h - rows.len()) as u16;
+    for (i, l) in rows.into_iter().rev().enumerate() {
+        l.render(Rect { x: inner.x, y: top + i as u16, width: inner.width, height: 1 }, buf);
     }
 }
 
@@ -290,7 +318,23 @@ pub fn hints(area: Rect, buf: &mut Buffer, state: &AppState) {
         None if state.quitting.is_some() => {
             vec![("".into(), "stopping: cleaning up tasks, restoring the cluster, flushing the CSV…".into())]
         }
-        None => state.keymap.hints().into_iter().map(|(k, v)| (k, v.to_string())).collect(),
+        None => {
+            // Help and quit always show; the others while they fit.
+            let all = state.keymap.hints();
+            let width = |(k, v): &(String, &str)| k.chars().count() + v.chars().count() + 3;
+            let (keep, rest): (Vec<_>, Vec<_>) = all.into_iter().partition(|(_, v)| matches!(*v, "help" | "quit"));
+            let mut room = (area.width as usize).saturating_sub(1 + keep.iter().map(width).sum::<usize>());
+            let mut shown: Vec<(String, String)> = Vec::new();
+            for h in rest {
+                if width(&h) > room {
+                    break;
+                }
+                room -= width(&h);
+                shown.push((h.0, h.1.to_string()));
+            }
+            shown.extend(keep.into_iter().map(|(k, v)| (k, v.to_string())));
+            shown
+        }
     };
     let mut spans = vec![Span::raw(" ")];
     for (k, v) in pairs {

@@ -156,7 +156,7 @@ fn help(area: Rect, buf: &mut Buffer, state: &AppState) {
     let sections = state.keymap.help_sections();
     let rows: usize = sections.iter().map(|(_, r)| r.len() + 1).sum();
     let h = (rows as u16 + 2).min(area.height);
-    let r = centered(area, 86, h);
+    let r = centered(area, 114, h);
     let inner = frame(r, buf, "Keys", p);
     let kw = sections.iter().flat_map(|(_, r)| r.iter().map(|(k, _)| k.chars().count())).max().unwrap_or(4) + 2;
     let mut y = inner.y;
@@ -182,7 +182,7 @@ fn form_popup(area: Rect, buf: &mut Buffer, p: &Palette, form: &Form) {
         return;
     }
     let lw = form.fields.iter().map(|f| f.label.len()).max().unwrap_or(8) as u16 + 2;
-    let field_w = 22u16.min(inner.width.saturating_sub(lw));
+    let field_w = (if inner.width >= 90 { 24u16 } else { 14 }).min(inner.width.saturating_sub(lw));
     let mut y = inner.y;
     for i in visible {
         if y >= inner.y + inner.height {
