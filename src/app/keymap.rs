@@ -335,6 +335,18 @@ impl Keymap {
     }
 }
 
+impl Keymap {
+    /// The README's keys table (a test checks that the README holds exactly this).
+    pub fn markdown_table(&self) -> String {
+        let mut out = String::from("| Keys | Action (`[ui.keys]` name) | What it does |\n|---|---|---|\n");
+        for b in &self.bindings {
+            let keys: Vec<String> = b.keys.iter().map(|k| format!("`{k}`")).collect();
+            out.push_str(&format!("| {} | `{}` | {} |\n", keys.join(" "), b.name, b.desc));
+        }
+        out
+    }
+}
+
 /// Check `[ui.keys]` (used by the config validation so errors name the file and line).
 pub fn validate_overrides(overrides: &BTreeMap<String, Vec<String>>) -> Result<(), (String, String)> {
     Keymap::with_overrides(overrides).map(|_| ())
@@ -417,6 +429,15 @@ mod tests {
         let (key, msg) = Keymap::with_overrides(&o).expect_err("unknown action");
         assert_eq!(key, "ui.keys.launch_rocket");
         assert!(msg.contains("quit"), "{msg}");
+    }
+
+    #[test]
+    fn the_readme_keys_table_is_the_keymap() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md");
+        let section = readme.split("\n## Keys\n").nth(1).expect("a \"## Keys\" section in README.md");
+        let section = section.split("\n## ").next().unwrap_or(section);
+        let table: String = section.lines().filter(|l| l.starts_with('|')).map(|l| format!("{l}\n")).collect();
+        assert_eq!(table, Keymap::default().markdown_table(), "README.md's keys table differs from the keymap");
     }
 
     #[test]

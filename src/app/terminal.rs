@@ -54,7 +54,15 @@ pub fn install_panic_hook() {
     std::panic::set_hook(Box::new(move |info| {
         restore();
         previous(info);
-        eprintln!("scaletui: the dashboard stopped after an internal error; the CSV holds every row recorded so far");
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        eprintln!("scaletui: panic: {msg}{place}");
+        eprintln!("scaletui: stopped after an internal error; the CSV holds every row recorded so far");
         std::process::exit(101);
     }));
 }

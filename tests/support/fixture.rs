@@ -52,7 +52,7 @@ pub fn row(i: usize, interval: f64) -> Row {
     let e = i as f64 * interval;
     let load = 90.0 + 70.0 * (2.0 * std::f64::consts::PI * e / 1200.0 - std::f64::consts::FRAC_PI_2).sin();
     let spec = ((load * 2.0 + 10.0) / 60.0).ceil().clamp(1.0, 10.0) as i32;
-    let ready = if i % 7 == 0 { (spec - 1).max(1) } else { spec };
+    let ready = if i.is_multiple_of(7) { (spec - 1).max(1) } else { spec };
     let cpu = 5.0 + load * 2.0 / f64::from(ready);
     let gap = (i % 500) >= 40 && (i % 500) < 43;
     let rec = (spec + if load > 120.0 { 1 } else { 0 }).min(10);
@@ -68,7 +68,7 @@ pub fn row(i: usize, interval: f64) -> Row {
         memory_request_mebibytes: Some(64.0),
         pod_count: Some(ready as u32),
         hpa_sim: HpaSim {
-            desired: Some((spec + i32::from(i % 11 == 0)).min(10)),
+            desired: Some((spec + i32::from(i.is_multiple_of(11))).min(10)),
             raw_desired: Some(spec),
             cpu_desired: Some(spec),
             mem_desired: Some(1),
