@@ -14,6 +14,9 @@
 
 #[path = "../tests/support/fixture.rs"]
 mod fixture;
+mod support;
+
+use support::rss_kib;
 
 use std::io;
 use std::sync::Arc;
@@ -40,17 +43,6 @@ fn sink_terminal() -> Terminal<CrosstermBackend<io::Sink>> {
         TerminalOptions { viewport: Viewport::Fixed(Rect::new(0, 0, W, H)) },
     )
     .expect("terminal")
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
 }
 
 /// CPU time of this process (user + system), from /proc/self/stat, in seconds.
@@ -102,6 +94,46 @@ fn frames(label: &str, state: &mut AppState, next_tick: &mut usize) {
     );
 }
 
+/// The real event loop on a sink terminal, fed from channels.
+struct Running {
+    events: mpsc::Sender<EngineEvent>,
+    keys: mpsc::Sender<io::Result<Event>>,
+    stats: Arc<LoopStats>,
+    looped: tokio::task::JoinHandle<()>,
+    _commands: mpsc::Receiver<scaletui::engine::messages::EngineCommand>,
+    _signals: mpsc::Sender<&'static str>,
+}
+
+impl Running {
+    fn start(mut state: AppState) -> Self {
+        let stats = Arc::new(LoopStats::default());
+        let (events, ev_rx) = mpsc::channel(4096);
+        let (cmd_tx, commands) = mpsc::channel(64);
+        let (keys, key_rx) = mpsc::channel(16);
+        let (signals, sig_rx) = mpsc::channel(1);
+        let st = stats.clone();
+        let looped = tokio::spawn(async move {
+            let mut term = sink_terminal();
+            let link = EngineLink { events: ev_rx, commands: cmd_tx, task: None };
+            let _ = run_loop(&mut term, &mut state, channel_input(key_rx), link, sig_rx, Some(st)).await;
+        });
+        Self { events, keys, stats, looped, _commands: commands, _signals: signals }
+    }
+
+    /// The engine's `Finished` ends the loop.
+    async fn stop(self) {
+        let done = EngineEvent::Finished {
+            reason: "bench".into(),
+            rows: 0,
+            csv_path: "x".into(),
+            events_path: "y".into(),
+            restored: vec![],
+        };
+        let _ = self.events.send(done).await;
+        let _ = self.looped.await;
+    }
+}
+
 fn zoom_out_fully(state: &mut AppState) {
     for _ in 0..20 {
         update(state, Msg::Key(KeyEvent::new(KeyCode::Char('-'), KeyModifiers::NONE)));
@@ -141,33 +173,13 @@ fn main() {
 
     // 3. Idle: the real loop, nothing arriving.
     let idle_s = if quick { 10.0 } else { 30.0 };
-    let stats = Arc::new(LoopStats::default());
-    let (ev_tx, ev_rx) = mpsc::channel(4096);
-    let (cmd_tx, _cmd_rx) = mpsc::channel(64);
-    let (_key_tx, key_rx) = mpsc::channel::<io::Result<Event>>(16);
-    let (_sig_tx, sig_rx) = mpsc::channel(1);
-    let mut state = dark(fixture::state(86_400, 1.0));
-    let st = stats.clone();
     let (cpu, frames_idle) = rt.block_on(async move {
-        let mut term = sink_terminal();
-        let link = EngineLink { events: ev_rx, commands: cmd_tx, task: None };
-        let looped = tokio::spawn(async move {
-            let _ = run_loop(&mut term, &mut state, channel_input(key_rx), link, sig_rx, Some(st)).await;
-        });
+        let run = Running::start(dark(fixture::state(86_400, 1.0)));
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let (c0, f0) = (cpu_seconds(), stats.frames.load(Ordering::Relaxed));
+        let (c0, f0) = (cpu_seconds(), run.stats.frames.load(Ordering::Relaxed));
         tokio::time::sleep(Duration::from_secs_f64(idle_s)).await;
-        let (c1, f1) = (cpu_seconds(), stats.frames.load(Ordering::Relaxed));
-        let _ = ev_tx
-            .send(EngineEvent::Finished {
-                reason: "bench".into(),
-                rows: 0,
-                csv_path: "x".into(),
-                events_path: "y".into(),
-                restored: vec![],
-            })
-            .await;
-        let _ = looped.await;
+        let (c1, f1) = (cpu_seconds(), run.stats.frames.load(Ordering::Relaxed));
+        run.stop().await;
         (c1 - c0, f1 - f0)
     });
     println!(
@@ -176,22 +188,12 @@ fn main() {
     );
 
     // 4. 200 tokens/s from the advisor, a key every 250 ms.
-    let stats = Arc::new(LoopStats::default());
-    let (ev_tx, ev_rx) = mpsc::channel(4096);
-    let (cmd_tx, _cmd_rx) = mpsc::channel(64);
-    let (key_tx, key_rx) = mpsc::channel::<io::Result<Event>>(16);
-    let (_sig_tx, sig_rx) = mpsc::channel(1);
-    let mut state = dark(fixture::state(86_400, 1.0));
+    let state = dark(fixture::state(86_400, 1.0));
     let max_fps = state.cfg.ui.max_fps;
-    let st = stats.clone();
     let stream_s = 10.0;
     let (fps, latencies, tokens) = rt.block_on(async move {
-        let mut term = sink_terminal();
-        let link = EngineLink { events: ev_rx, commands: cmd_tx, task: None };
-        let looped = tokio::spawn(async move {
-            let _ = run_loop(&mut term, &mut state, channel_input(key_rx), link, sig_rx, Some(st)).await;
-        });
-        let tx = ev_tx.clone();
+        let run = Running::start(state);
+        let tx = run.events.clone();
         let feeder = tokio::spawn(async move {
             let _ = tx.send(EngineEvent::Advisor(AdvisorEvent::Asking { attempt: 1 })).await;
             let mut tick = tokio::time::interval(Duration::from_millis(5));
@@ -204,6 +206,7 @@ fn main() {
             }
             n
         });
+        let stats = run.stats.clone();
         let f0 = stats.frames.load(Ordering::Relaxed);
         let t0 = Instant::now();
         let mut lat = Vec::new();
@@ -211,7 +214,7 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(250)).await;
             let (k, f) = (stats.keys.load(Ordering::Relaxed), stats.frames.load(Ordering::Relaxed));
             let sent = Instant::now();
-            let _ = key_tx.send(Ok(Event::Key(KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE)))).await;
+            let _ = run.keys.send(Ok(Event::Key(KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE)))).await;
             // Received, then the next frame drawn after it.
             while stats.keys.load(Ordering::Relaxed) == k {
                 tokio::time::sleep(Duration::from_micros(200)).await;
@@ -225,16 +228,7 @@ fn main() {
         let elapsed = t0.elapsed().as_secs_f64();
         let frames = stats.frames.load(Ordering::Relaxed) - f0;
         let tokens = feeder.await.unwrap_or(0);
-        let _ = ev_tx
-            .send(EngineEvent::Finished {
-                reason: "bench".into(),
-                rows: 0,
-                csv_path: "x".into(),
-                events_path: "y".into(),
-                restored: vec![],
-            })
-            .await;
-        let _ = looped.await;
+        run.stop().await;
         (frames as f64 / elapsed, lat, tokens)
     });
     let mut lat = latencies;

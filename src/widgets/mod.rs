@@ -241,35 +241,40 @@ fn replicas_chart(state: &AppState, area: Rect, buf: &mut Buffer) {
 }
 
 fn cpu_chart(state: &AppState, area: Rect, buf: &mut Buffer) {
-    let p = state.palette();
-    let s = &p.series;
-    let specs = [
-        spec(sid::CPU, "cpu", p.series(s.cpu), false, Fmt::Num("m")),
-        spec(sid::AI_CPU, "ai pred", p.series(s.ai_predicted), false, Fmt::Num("m")),
-    ];
-    let guides = state
-        .store
-        .latest(sid::CPU_TARGET)
-        .map(|v| Guide { name: "target", value: f64::from(v), color: p.series(s.cpu_target) })
-        .into_iter()
-        .collect();
-    chart(state, area, buf, "CPU/pod", &specs, guides, false, None);
+    let s = &state.palette().series;
+    let ids = (sid::CPU, sid::AI_CPU, sid::CPU_TARGET);
+    per_pod_chart(state, area, buf, "CPU/pod", ("cpu", "m"), ids, (s.cpu, s.cpu_target));
 }
 
 fn memory_chart(state: &AppState, area: Rect, buf: &mut Buffer) {
+    let s = &state.palette().series;
+    let ids = (sid::MEM, sid::AI_MEM, sid::MEM_TARGET);
+    per_pod_chart(state, area, buf, "Memory/pod", ("mem", "Mi"), ids, (s.memory, s.memory_target));
+}
+
+/// A per-pod resource: usage, the advisor's prediction and the target line (request × target %).
+#[allow(clippy::too_many_arguments)]
+fn per_pod_chart(
+    state: &AppState,
+    area: Rect,
+    buf: &mut Buffer,
+    title: &str,
+    (name, unit): (&str, &'static str),
+    (usage, predicted, target): (usize, usize, usize),
+    (color, target_color): (palette::ThemeColor, palette::ThemeColor),
+) {
     let p = state.palette();
-    let s = &p.series;
     let specs = [
-        spec(sid::MEM, "mem", p.series(s.memory), false, Fmt::Num("Mi")),
-        spec(sid::AI_MEM, "ai pred", p.series(s.ai_predicted), false, Fmt::Num("Mi")),
+        spec(usage, name, p.series(color), false, Fmt::Num(unit)),
+        spec(predicted, "ai pred", p.series(p.series.ai_predicted), false, Fmt::Num(unit)),
     ];
     let guides = state
         .store
-        .latest(sid::MEM_TARGET)
-        .map(|v| Guide { name: "target", value: f64::from(v), color: p.series(s.memory_target) })
+        .latest(target)
+        .map(|v| Guide { name: "target", value: f64::from(v), color: p.series(target_color) })
         .into_iter()
         .collect();
-    chart(state, area, buf, "Memory/pod", &specs, guides, false, None);
+    chart(state, area, buf, title, &specs, guides, false, None);
 }
 
 /// Requests/s: arriving, served, errors, and the load generator's target and achieved rate once

@@ -53,27 +53,22 @@ fn put(buf: &mut Buffer, area: Rect, y: &mut u16, line: Line) {
     }
 }
 
+/// One line of plain text in one style.
+fn say(buf: &mut Buffer, area: Rect, y: &mut u16, text: impl Into<String>, style: ratatui::style::Style) {
+    put(buf, area, y, Line::from(Span::styled(text.into(), style)));
+}
+
 pub fn render(area: Rect, buf: &mut Buffer, state: &AppState) {
     let p = state.palette();
     if state.quitting.is_some() && state.popup.is_none() {
         let r = centered(area, 64, 5);
         let inner = frame(r, buf, "Stopping", p);
         let mut y = inner.y;
-        put(
-            buf,
-            inner,
-            &mut y,
-            Line::from(Span::styled("Stopping tasks, restoring the cluster, flushing the CSV…", p.text())),
-        );
+        say(buf, inner, &mut y, "Stopping tasks, restoring the cluster, flushing the CSV…", p.text());
         let elapsed = state.wall_now - state.quitting.unwrap_or(state.wall_now);
         if elapsed >= crate::app::update::SLOW_STOP_S {
             let key = state.keymap.first_key(crate::app::keymap::Action::Quit);
-            put(
-                buf,
-                inner,
-                &mut y,
-                Line::from(Span::styled(format!("This is slow: {key} again leaves now."), p.warning())),
-            );
+            say(buf, inner, &mut y, format!("This is slow: {key} again leaves now."), p.warning());
         }
         return;
     }
@@ -86,14 +81,9 @@ pub fn render(area: Rect, buf: &mut Buffer, state: &AppState) {
             let inner = frame(r, buf, "Quit?", p);
             let mut y = inner.y;
             let s = if *running == 1 { "task is" } else { "tasks are" };
-            put(buf, inner, &mut y, Line::from(Span::styled(format!("{running} {s} running."), p.warning())));
-            put(
-                buf,
-                inner,
-                &mut y,
-                Line::from(Span::styled("Quitting stops and cleans them up, restores the cluster", p.text())),
-            );
-            put(buf, inner, &mut y, Line::from(Span::styled("and flushes the CSV.", p.text())));
+            say(buf, inner, &mut y, format!("{running} {s} running."), p.warning());
+            say(buf, inner, &mut y, "Quitting stops and cleans them up, restores the cluster", p.text());
+            say(buf, inner, &mut y, "and flushes the CSV.", p.text());
             y += 1;
             put(buf, inner, &mut y, yes_no(p, "quit", "stay"));
         }
@@ -129,14 +119,12 @@ fn confirm_mode(area: Rect, buf: &mut Buffer, state: &AppState, mode: Mode) {
         &mut y,
         Line::from(vec![Span::styled("Switch to ", p.text()), Span::styled(mode.as_str(), p.accent()), Span::raw("?")]),
     );
-    put(
+    say(
         buf,
         inner,
         &mut y,
-        Line::from(Span::styled(
-            format!("scaletui will apply the advisor's recommendations, clamped to [{min}, {max}]."),
-            p.text(),
-        )),
+        format!("scaletui will apply the advisor's recommendations, clamped to [{min}, {max}]."),
+        p.text(),
     );
     let hpa = &state.cfg.cluster.hpa_name;
     let sim = state.info.as_ref().is_some_and(|i| i.cluster.backend == "sim");
@@ -145,8 +133,8 @@ fn confirm_mode(area: Rect, buf: &mut Buffer, state: &AppState, mode: Mode) {
     } else {
         format!("This DELETES the HPA {hpa} from the cluster.")
     };
-    put(buf, inner, &mut y, Line::from(Span::styled(warn, p.warning())));
-    put(buf, inner, &mut y, Line::from(Span::styled("It is re-created when scaletui exits.", p.text())));
+    say(buf, inner, &mut y, warn, p.warning());
+    say(buf, inner, &mut y, "It is re-created when scaletui exits.", p.text());
     y += 1;
     put(buf, inner, &mut y, yes_no(p, "switch", "cancel"));
 }
@@ -161,7 +149,7 @@ fn help(area: Rect, buf: &mut Buffer, state: &AppState) {
     let kw = sections.iter().flat_map(|(_, r)| r.iter().map(|(k, _)| k.chars().count())).max().unwrap_or(4) + 2;
     let mut y = inner.y;
     for (group, entries) in sections {
-        put(buf, inner, &mut y, Line::from(Span::styled(group, p.accent())));
+        say(buf, inner, &mut y, group, p.accent());
         for (keys, desc) in entries {
             put(
                 buf,
@@ -203,9 +191,9 @@ fn form_popup(area: Rect, buf: &mut Buffer, p: &Palette, form: &Form) {
     }
     y += 1;
     if let Some(e) = &form.error {
-        put(buf, inner, &mut y, Line::from(Span::styled(e.clone(), p.error())));
+        say(buf, inner, &mut y, e.clone(), p.error());
     } else {
-        put(buf, inner, &mut y, Line::from(Span::styled("Enter launches it in the background.", p.muted())));
+        say(buf, inner, &mut y, "Enter launches it in the background.", p.muted());
     }
 }
 
@@ -213,14 +201,12 @@ fn export_popup(area: Rect, buf: &mut Buffer, p: &Palette, form: &ExportForm) {
     let r = centered(area, 90, 7);
     let inner = frame(r, buf, "Export to CSV", p);
     let mut y = inner.y;
-    put(
+    say(
         buf,
         inner,
         &mut y,
-        Line::from(Span::styled(
-            format!("The {} rows the dashboard holds, with the record's header, to:", form.rows),
-            p.text(),
-        )),
+        format!("The {} rows the dashboard holds, with the record's header, to:", form.rows),
+        p.text(),
     );
     if y < inner.y + inner.height {
         let field = Rect { x: inner.x, y, width: inner.width, height: 1 };
@@ -229,13 +215,8 @@ fn export_popup(area: Rect, buf: &mut Buffer, p: &Palette, form: &ExportForm) {
         y += 2;
     }
     match &form.error {
-        Some(e) => put(buf, inner, &mut y, Line::from(Span::styled(e.clone(), p.error()))),
-        None => put(
-            buf,
-            inner,
-            &mut y,
-            Line::from(Span::styled("Enter writes it; the run's own CSV keeps going.", p.muted())),
-        ),
+        Some(e) => say(buf, inner, &mut y, e.clone(), p.error()),
+        None => say(buf, inner, &mut y, "Enter writes it; the run's own CSV keeps going.", p.muted()),
     }
 }
 
