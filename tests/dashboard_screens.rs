@@ -92,9 +92,13 @@ fn export_and_prompt_popups_160x48() {
     key(&mut s, KeyCode::Esc);
     key(&mut s, KeyCode::Char('p'));
     let t = screen(&s, 160, 48);
-    // The preview is filled from the rows held: the newest row's replicas and the baseline.
     assert!(text(&t).contains("preview: the messages it sends now"));
-    assert!(text(&t).contains("Current running pods :"));
+    assert!(text(&t).contains("        max_replicas=10"), "the preview keeps the template's spacing");
+    // PageDown scrolls to the user message, filled from the rows held.
+    key(&mut s, KeyCode::PageDown);
+    key(&mut s, KeyCode::PageDown);
+    let t = screen(&s, 160, 48);
+    assert!(text(&t).contains("Current running pods : 6"), "{}", text(&t));
     insta::assert_snapshot!(t.backend());
 }
 
@@ -148,4 +152,19 @@ fn themes_colour_the_semantic_slots() {
     // Monochrome draws no colour at all.
     let t = screen(&fixture::state(180, 10.0), 160, 48);
     assert!(t.backend().buffer().content().iter().all(|c| c.fg == Color::Reset && c.bg == Color::Reset));
+}
+
+#[test]
+fn unreachable_metrics_are_said_loudly() {
+    let mut s = fixture::state(30, 10.0);
+    let mut row = fixture::row(30, 10.0);
+    row.metrics_status = "unreachable: connection refused (http://localhost:9090)".into();
+    row.cpu_millicores = None;
+    update(&mut s, Msg::Engine(Box::new(scaletui::engine::messages::EngineEvent::Sample(Box::new(row)))));
+    for (w, h) in [(80, 24), (160, 48)] {
+        let t = text(&screen(&s, w, h));
+        assert!(t.lines().next().is_some_and(|l| l.contains("METRICS UNREACHABLE")), "{t}");
+    }
+    let t = text(&screen(&s, 160, 48));
+    assert!(t.contains("unreachable: connection refused (http://localhost:9090)"), "{t}");
 }

@@ -280,9 +280,15 @@ impl Keymap {
         for b in &map.bindings {
             for k in &b.keys {
                 if let Some((_, other)) = seen.iter().find(|(s, _)| s == k) {
+                    // Name the action the user changed.
+                    let (name, rival) = if overrides.contains_key(*other) && !overrides.contains_key(b.name) {
+                        (*other, b.name)
+                    } else {
+                        (b.name, *other)
+                    };
                     return Err((
-                        format!("ui.keys.{}", b.name),
-                        format!("key {k} is also bound to {other}; give one of them another key"),
+                        format!("ui.keys.{name}"),
+                        format!("key {k} is also bound to {rival}; give one of them another key"),
                     ));
                 }
                 seen.push((*k, b.name));
@@ -438,6 +444,23 @@ mod tests {
         let section = section.split("\n## ").next().unwrap_or(section);
         let table: String = section.lines().filter(|l| l.starts_with('|')).map(|l| format!("{l}\n")).collect();
         assert_eq!(table, Keymap::default().markdown_table(), "README.md's keys table differs from the keymap");
+    }
+
+    #[test]
+    fn config_key_errors_name_the_line() {
+        let text = "[ui]\ntheme = \"dark\"\n\n[ui.keys]\nquit = \"q\"\nlaunch = \"r\"\n";
+        let e = crate::config::parse(text, "k.toml").expect_err("unknown action");
+        assert_eq!((e.line, e.key.as_deref()), (Some(6), Some("ui.keys.launch")), "{e}");
+        let e = crate::config::parse("[ui.keys]\nstop_task = \"q\"\n", "k.toml").expect_err("conflict");
+        assert_eq!(
+            e.to_string(),
+            "k.toml:2: key `ui.keys.stop_task`: key q is also bound to quit; give one of them another key"
+        );
+        let cfg =
+            crate::config::parse("[ui.keys]\nquit = [\"ctrl-q\", \"Q\"]\nhelp = \"h\"\n", "k.toml").expect("valid");
+        let map = Keymap::with_overrides(&cfg.ui.keys).expect("valid");
+        assert_eq!(map.keys_label(Action::Quit), "Ctrl-q/Q");
+        assert_eq!(map.keys_label(Action::Help), "h");
     }
 
     #[test]

@@ -72,6 +72,8 @@ pub struct PromptEditor {
     pub live: bool,
     /// The rendered messages, or why the template does not render.
     pub preview: Result<(String, String), String>,
+    /// Lines of the preview scrolled past (PageUp/PageDown).
+    pub preview_scroll: u16,
 }
 
 impl PromptEditor {
@@ -84,6 +86,7 @@ impl PromptEditor {
             ctx: ctx.unwrap_or_else(placeholder_context),
             live,
             preview: Err(String::new()),
+            preview_scroll: 0,
         };
         e.restyle();
         e.refresh();
@@ -116,6 +119,11 @@ impl PromptEditor {
         self.user = area(&d.user);
         self.restyle();
         self.refresh();
+    }
+
+    /// Scroll the preview by `by` lines.
+    pub fn scroll_preview(&mut self, by: i32) {
+        self.preview_scroll = (i32::from(self.preview_scroll) + by).clamp(0, 2_000) as u16;
     }
 
     pub fn input(&mut self, key: KeyEvent) {

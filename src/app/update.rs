@@ -83,8 +83,12 @@ pub fn update(state: &mut AppState, msg: Msg) -> Vec<Command> {
         }
         Msg::EngineStopped(err) => {
             state.dirty = true;
-            if state.finished.is_none() {
-                state.engine_error = Some(err.unwrap_or_else(|| "the engine stopped without finishing the run".into()));
+            match (err, &state.finished) {
+                (Some(e), _) => state.engine_error = Some(e),
+                (None, None) => state.engine_error = Some("the engine stopped without finishing the run".into()),
+                // The run ended by itself (its duration): stay open to look and export.
+                (None, Some(_)) if state.quitting.is_none() => return Vec::new(),
+                (None, Some(_)) => {}
             }
             vec![Command::Exit]
         }
@@ -117,6 +121,9 @@ fn begin_quit(state: &mut AppState) -> Vec<Command> {
 }
 
 fn request_quit(state: &mut AppState) -> Vec<Command> {
+    if state.finished.is_some() {
+        return vec![Command::Exit];
+    }
     if let Some(since) = state.quitting {
         if state.wall_now - since >= SLOW_STOP_S {
             return vec![Command::Exit];
@@ -383,6 +390,8 @@ fn on_popup_key(state: &mut AppState, k: KeyEvent) -> Vec<Command> {
                 },
                 KeyCode::Char('r') if ctrl => ed.reset(),
                 KeyCode::Tab | KeyCode::BackTab => ed.switch(),
+                KeyCode::PageDown => ed.scroll_preview(10),
+                KeyCode::PageUp => ed.scroll_preview(-10),
                 _ => ed.input(k),
             }
             state.popup = Some(Popup::Prompt(ed));
@@ -429,8 +438,13 @@ fn on_engine(state: &mut AppState, e: EngineEvent) -> Vec<Command> {
             state.toast(n, false);
         }
         EngineEvent::Finished { reason, rows, csv_path, events_path, restored } => {
+            let asked = state.quitting.is_some();
+            let text = format!("the run has ended ({reason}, {rows} rows); the charts stay for a look and `e`");
             state.finished = Some(Finished { reason, rows, csv_path, events_path, restored });
-            return vec![Command::Exit];
+            if asked {
+                return vec![Command::Exit];
+            }
+            state.toast(text, false);
         }
     }
     Vec::new()
@@ -556,6 +570,32 @@ mod tests {
         assert!(ch(&mut s, 'q').is_empty(), "a second q right away only says it is stopping");
         update(&mut s, Msg::Tick(1_000.0 + SLOW_STOP_S + 1.0));
         assert!(matches!(ch(&mut s, 'q').as_slice(), [Command::Exit]));
+    }
+
+    #[test]
+    fn a_run_that_ends_by_itself_stays_on_screen() {
+        let mut s = state();
+        let finished = EngineEvent::Finished {
+            reason: "duration reached".into(),
+            rows: 9,
+            csv_path: "a.csv".into(),
+            events_path: "a_events.csv".into(),
+            restored: vec![],
+        };
+        assert!(update(&mut s, Msg::Engine(Box::new(finished))).is_empty());
+        assert!(update(&mut s, Msg::EngineStopped(None)).is_empty());
+        assert!(s.toast.as_ref().is_some_and(|t| t.text.contains("duration reached")));
+        // Export still works; q leaves at once.
+        ch(&mut s, 'e');
+        assert!(matches!(key(&mut s, KeyCode::Enter).as_slice(), [Command::Export { .. }]));
+        assert!(matches!(ch(&mut s, 'q').as_slice(), [Command::Exit]));
+        // An engine that dies without finishing ends the dashboard with the reason.
+        let mut s = state();
+        assert!(matches!(
+            update(&mut s, Msg::EngineStopped(Some("the engine panicked".into()))).as_slice(),
+            [Command::Exit]
+        ));
+        assert_eq!(s.engine_error.as_deref(), Some("the engine panicked"));
     }
 
     #[test]

@@ -101,7 +101,10 @@ pub fn render(area: Rect, buf: &mut Buffer, state: &AppState) {
         l1.push(Span::raw(" "));
         l1.push(Span::styled(" FROZEN ", p.badge("warning")));
     }
-    if state.quitting.is_some() {
+    if state.finished.is_some() {
+        l1.push(Span::raw(" "));
+        l1.push(Span::styled(" RUN ENDED ", p.badge("warning")));
+    } else if state.quitting.is_some() {
         l1.push(Span::raw(" "));
         l1.push(Span::styled(" STOPPING ", p.badge("warning")));
     }

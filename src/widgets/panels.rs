@@ -15,35 +15,28 @@ fn panel<'a>(title: Vec<Span<'a>>, focused: bool, p: &Palette) -> Block<'a> {
     Block::new().borders(Borders::ALL).border_style(p.border(focused)).title(Line::from(title))
 }
 
-/// Word-wrap `text` to `width` columns (characters), keeping blank lines.
+/// Wrap `text` to `width` columns (characters) at spaces, keeping the text's own spacing and
+/// indentation and its blank lines; a word longer than a line is cut.
 pub fn wrap(text: &str, width: usize) -> Vec<String> {
     let width = width.max(1);
     let mut out = Vec::new();
     for para in text.split('\n') {
-        let mut line = String::new();
-        let mut len = 0;
-        for word in para.split(' ') {
-            let wl = word.chars().count();
-            if len > 0 && len + 1 + wl > width {
-                out.push(std::mem::take(&mut line));
-                len = 0;
+        let mut rest: Vec<char> = para.chars().collect();
+        while rest.len() > width {
+            // Break at the last space that leaves something on this line.
+            let cut = rest[..=width].iter().rposition(|c| *c == ' ').filter(|i| *i > 0);
+            match cut {
+                Some(i) => {
+                    out.push(rest[..i].iter().collect());
+                    rest.drain(..=i);
+                }
+                None => {
+                    out.push(rest[..width].iter().collect());
+                    rest.drain(..width);
+                }
             }
-            if len > 0 {
-                line.push(' ');
-                len += 1;
-            }
-            // A word longer than the line is cut.
-            let mut rest: Vec<char> = word.chars().collect();
-            while len + rest.len() > width {
-                let take = width - len;
-                line.extend(rest.drain(..take));
-                out.push(std::mem::take(&mut line));
-                len = 0;
-            }
-            len += rest.len();
-            line.extend(rest);
         }
-        out.push(line);
+        out.push(rest.into_iter().collect());
     }
     out
 }
@@ -386,6 +379,7 @@ mod tests {
     #[test]
     fn wrap_breaks_words_and_long_tokens() {
         assert_eq!(wrap("the load is rising fast", 10), vec!["the load", "is rising", "fast"]);
+        assert_eq!(wrap("    max = 10", 20), vec!["    max = 10"], "indentation is kept");
         assert_eq!(wrap("abcdefghijkl", 5), vec!["abcde", "fghij", "kl"]);
         assert_eq!(wrap("a\n\nb", 5), vec!["a", "", "b"]);
         assert_eq!(bar(0.5, 4), "██░░");

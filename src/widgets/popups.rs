@@ -22,7 +22,13 @@ pub fn hints(popup: &Popup) -> Vec<(&'static str, &'static str)> {
         Popup::Form(_) => vec![("Enter", "launch"), ("Tab/Up/Down", "field"), ("Esc", "cancel")],
         Popup::Export(_) => vec![("Enter", "export"), ("Esc", "cancel")],
         Popup::Prompt(_) => {
-            vec![("Ctrl-s", "apply"), ("Tab", "system/user"), ("Ctrl-r", "default template"), ("Esc", "cancel")]
+            vec![
+                ("Ctrl-s", "apply"),
+                ("Tab", "system/user"),
+                ("PgUp/PgDn", "scroll the preview"),
+                ("Ctrl-r", "default template"),
+                ("Esc", "cancel"),
+            ]
         }
     }
 }
@@ -60,7 +66,7 @@ fn say(buf: &mut Buffer, area: Rect, y: &mut u16, text: impl Into<String>, style
 
 pub fn render(area: Rect, buf: &mut Buffer, state: &AppState) {
     let p = state.palette();
-    if state.quitting.is_some() && state.popup.is_none() {
+    if state.quitting.is_some() && state.finished.is_none() && state.popup.is_none() {
         let r = centered(area, 64, 5);
         let inner = frame(r, buf, "Stopping", p);
         let mut y = inner.y;
@@ -242,7 +248,7 @@ fn prompt_popup(area: Rect, buf: &mut Buffer, p: &Palette, ed: &PromptEditor) {
     let ph = (PLACEHOLDERS.len() as u16 + 2).min(right.height / 2);
     let [top, bottom] = Layout::vertical([Constraint::Fill(1), Constraint::Length(ph)]).areas(right);
     let b = Block::new().borders(Borders::ALL).border_style(p.border(false)).title(Line::from(Span::styled(
-        if ed.live { " preview: the messages it sends now " } else { " preview (no tick yet) " },
+        if ed.live { " preview: the messages it sends now (PgUp/PgDn) " } else { " preview (no tick yet; PgUp/PgDn) " },
         p.title(false),
     )));
     let a = b.inner(top);
@@ -259,7 +265,8 @@ fn prompt_popup(area: Rect, buf: &mut Buffer, p: &Palette, ed: &PromptEditor) {
         Err(e) => lines.extend(wrap(e, w).into_iter().map(|l| Line::from(Span::styled(l, p.error())))),
     }
     let mut y = a.y;
-    for l in lines {
+    let skip = (ed.preview_scroll as usize).min(lines.len().saturating_sub(a.height as usize));
+    for l in lines.into_iter().skip(skip) {
         put(buf, a, &mut y, l);
     }
     let b = Block::new()
