@@ -83,10 +83,16 @@ impl Drop for Tmux {
 
 /// The shell command: run scaletui, then show its exit status and the terminal's modes.
 fn script(out: &Path, env: &str) -> String {
+    // Stressors long enough that only `x` or the exit ends them (20 wall minutes at ×10), and a
+    // config file the forms are prefilled from.
+    let config = out.with_extension("toml");
+    std::fs::write(&config, "[stress.cpu]\nworkers = 3\nduration = 1200\n\n[stress.memory]\nmb = 20\nduration = 1200\n")
+        .expect("config");
     format!(
-        "cd {root} && env -u SCALETUI_CONFIG -u NO_COLOR {env} {bin} --output-dir {out}; echo EXIT=$?; stty -a; sleep 120",
+        "cd {root} && env -u SCALETUI_CONFIG -u NO_COLOR {env} {bin} --config {config} --output-dir {out}; echo EXIT=$?; stty -a; sleep 120",
         root = env!("CARGO_MANIFEST_DIR"),
         bin = env!("CARGO_BIN_EXE_scaletui"),
+        config = config.display(),
         out = out.display(),
     )
 }
@@ -152,7 +158,9 @@ fn drive_the_dashboard_end_to_end() {
 
     // A CPU stress from its form: it shows in the tasks panel and its progress moves.
     t.keys(&["c"]);
-    t.wait_text("CPU stress", 10);
+    t.wait("the CPU stress form, prefilled from the config", 10, |s| {
+        s.contains("CPU stress") && s.contains("workers     3") && s.contains("duration s  1200")
+    });
     t.keys(&["Enter"]);
     t.wait("the CPU stress running with progress", 30, |s| {
         s.contains("#1 cpu stress") && progress_of(s, "#1 cpu stress").is_some_and(|p| p >= 1)
