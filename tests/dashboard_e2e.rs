@@ -83,11 +83,14 @@ impl Drop for Tmux {
 
 /// The shell command: run scaletui, then show its exit status and the terminal's modes.
 fn script(out: &Path, env: &str) -> String {
-    // Stressors long enough that only `x` or the exit ends them (20 wall minutes at ×10), and a
+    // Stressors long enough that only `x` or the exit ends them (two wall minutes at ×10), and a
     // config file the forms are prefilled from.
     let config = out.with_extension("toml");
-    std::fs::write(&config, "[stress.cpu]\nworkers = 3\nduration = 1200\n\n[stress.memory]\nmb = 20\nduration = 1200\n")
-        .expect("config");
+    std::fs::write(
+        &config,
+        "[stress.cpu]\nworkers = 3\nduration = 1200\n\n[stress.memory]\nmb = 20\nduration = 1200\n",
+    )
+    .expect("config");
     format!(
         "cd {root} && env -u SCALETUI_CONFIG -u NO_COLOR {env} {bin} --config {config} --output-dir {out}; echo EXIT=$?; stty -a; sleep 120",
         root = env!("CARGO_MANIFEST_DIR"),
