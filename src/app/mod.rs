@@ -65,6 +65,10 @@ pub struct LoopStats {
     /// Nanoseconds spent drawing, in total and the longest frame.
     pub draw_ns: AtomicU64,
     pub max_draw_ns: AtomicU64,
+    /// From a key reaching the loop to the end of the frame that shows it: count, total, max.
+    pub key_frames: AtomicU64,
+    pub key_to_frame_ns: AtomicU64,
+    pub max_key_to_frame_ns: AtomicU64,
 }
 
 /// Open the dashboard on the run `cfg` describes; returns when the run is over.
@@ -219,6 +223,8 @@ where
     let (export_tx, mut export_rx) = mpsc::channel::<Result<(std::path::PathBuf, usize), String>>(4);
     let (mut input_open, mut events_open, mut signals_open) = (true, true, true);
     let stats = stats.as_deref();
+    // When the oldest key not yet on screen arrived.
+    let mut key_waiting: Option<Instant> = None;
     loop {
         if state.dirty && last_frame.elapsed() >= gap {
             if let Err(e) = draw(term, state, stats) {
@@ -226,6 +232,12 @@ where
             }
             state.dirty = false;
             last_frame = Instant::now();
+            if let (Some(s), Some(k)) = (stats, key_waiting.take()) {
+                let ns = k.elapsed().as_nanos() as u64;
+                s.key_frames.fetch_add(1, Ordering::Relaxed);
+                s.key_to_frame_ns.fetch_add(ns, Ordering::Relaxed);
+                s.max_key_to_frame_ns.fetch_max(ns, Ordering::Relaxed);
+            }
         }
         let next_frame = tokio::time::Instant::from_std(last_frame + gap);
         let mut msgs: Vec<Msg> = Vec::with_capacity(4);
@@ -234,6 +246,7 @@ where
                 Some(Ok(Event::Key(k))) => {
                     if let Some(s) = stats {
                         s.keys.fetch_add(1, Ordering::Relaxed);
+                        key_waiting.get_or_insert_with(Instant::now);
                     }
                     msgs.push(Msg::Key(k));
                 }

@@ -414,11 +414,14 @@ fn on_engine(state: &mut AppState, e: EngineEvent) -> Vec<Command> {
             state.info = Some(*info);
         }
         EngineEvent::Sample(row) => {
-            if let Some(status) = row.ai.status.as_deref() {
-                // The advisor answers in this run: leave "not configured".
-                if state.advisor.status == AdvisorStatus::NotConfigured {
-                    state.advisor.status = AdvisorStatus::Done(status.to_string());
-                }
+            // The tick's advisor status, unless a call is streaming right now.
+            if let Some(status) = row.ai.status.as_deref()
+                && !matches!(state.advisor.status, AdvisorStatus::Asking { .. } | AdvisorStatus::Streaming)
+            {
+                state.advisor.status = match status.strip_prefix("failed: ") {
+                    Some(why) => AdvisorStatus::Failed(why.to_string()),
+                    None => AdvisorStatus::Done(status.to_string()),
+                };
             }
             state.push_row(*row);
         }
