@@ -274,12 +274,13 @@ impl AppState {
         }
     }
 
-    /// The charts' x range: the last `window_s` up to the newest sample (or the frozen edge); a
-    /// run younger than the window is drawn from its start so the charts fill left to right.
+    /// The charts' x range: the last `window_s` up to the newest sample (or the frozen edge). A
+    /// run younger than the window is drawn from its start across the whole width (at least ten
+    /// ticks wide), so the charts are full from the first seconds and settle into the window.
     pub fn window(&self) -> (f64, f64) {
         let w = self.view.window_s;
         let right = self.view.frozen_at.unwrap_or_else(|| self.store.span().map_or(0.0, |s| s.1));
-        if right < w { (0.0, w) } else { (right - w, right) }
+        if right >= w { (right - w, right) } else { (0.0, right.max((10.0 * self.cfg.experiment.interval).min(w))) }
     }
 
     pub fn running_tasks(&self) -> usize {

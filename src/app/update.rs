@@ -703,6 +703,11 @@ mod tests {
             s.push_row(Row { t: f64::from(i) * 10.0, elapsed_s: f64::from(i) * 10.0, ..Row::default() });
         }
         assert_eq!(s.window(), (3990.0 - 900.0, 3990.0));
+        // A young run fills the width (at least ten ticks of 30 s).
+        let mut young = state();
+        assert_eq!(young.window(), (0.0, 300.0));
+        young.push_row(Row { t: 500.0, elapsed_s: 500.0, ..Row::default() });
+        assert_eq!(young.window(), (0.0, 500.0));
         ch(&mut s, '+');
         assert_eq!(s.view.window_s, 450.0);
         for _ in 0..10 {
