@@ -168,3 +168,24 @@ fn unreachable_metrics_are_said_loudly() {
     let t = text(&screen(&s, 160, 48));
     assert!(t.contains("unreachable: connection refused (http://localhost:9090)"), "{t}");
 }
+
+#[test]
+fn the_prompt_preview_is_filled_from_the_dashboard_rows() {
+    use scaletui::app::prompt_editor::{PromptEditor, preview_context};
+    use scaletui::engine::advisor::prompt::PromptTemplate;
+    let rows: Vec<_> = (0..5).map(|i| fixture::row(i, 10.0)).collect();
+    let ctx = preview_context(&rows, &fixture::info(10.0), 3).expect("rows");
+    let e = PromptEditor::new(&PromptTemplate::default(), Some(ctx));
+    let (system, user) = e.preview.clone().expect("renders");
+    assert!(system.contains("min_replicas=1"), "{system}");
+    assert!(system.contains("10-second intervals"), "{system}");
+    let newest = &rows[4];
+    let baseline = newest.hpa_sim.desired.expect("baseline");
+    assert!(user.contains(&format!("Formula baseline     : {baseline} replicas")), "{user}");
+    assert!(user.contains(&format!("Current running pods : {}", newest.current_replicas.expect("spec"))), "{user}");
+    // The recent rows and the history table: 3 lines each, the newest row last.
+    let stamp = "2024-01-01T00:00:40.000000Z";
+    assert_eq!(user.matches(stamp).count(), 2, "{user}");
+    assert_eq!(user.matches("2024-01-01T00:00:").count(), 6, "{user}");
+    assert!(preview_context(&[], &fixture::info(10.0), 3).is_none(), "no preview context before the first tick");
+}

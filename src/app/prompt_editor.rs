@@ -137,70 +137,7 @@ impl PromptEditor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::record::HpaSim;
-    use crate::engine::types::Traffic;
     use ratatui::crossterm::event::{KeyCode, KeyModifiers};
-
-    pub(crate) fn info() -> RunInfo {
-        RunInfo {
-            cluster: crate::engine::types::ClusterInfo {
-                backend: "sim".into(),
-                context: "simulated".into(),
-                namespace: "default".into(),
-                deployment: "webapp".into(),
-            },
-            mode: crate::engine::types::Mode::Comparison,
-            interval_s: 10.0,
-            duration_s: None,
-            csv_path: "x.csv".into(),
-            events_path: "x_events.csv".into(),
-            start: 0.0,
-            speed: "10".into(),
-            metrics_source: "sim".into(),
-            scenario: None,
-            min_replicas: 1,
-            max_replicas: 10,
-            cpu_target: 60,
-            memory_target: 80,
-            cpu_request_m: Some(100.0),
-            memory_request_mib: Some(64.0),
-            recommenders: Vec::new(),
-            driver: "ai".into(),
-            advisor: None,
-            read_only: false,
-            prompt_template: PromptTemplate::default(),
-        }
-    }
-
-    fn row(i: i32) -> Row {
-        Row {
-            t: 1_700_000_000.0 + f64::from(i) * 10.0,
-            current_replicas: Some(3),
-            ready_replicas: Some(3),
-            cpu_millicores: Some(40.0 + f64::from(i)),
-            memory_mebibytes: Some(30.0),
-            cpu_request_millicores: Some(100.0),
-            memory_request_mebibytes: Some(64.0),
-            pod_count: Some(3),
-            hpa_sim: HpaSim { desired: Some(4), cpu_ratio: Some(0.7), ..HpaSim::default() },
-            traffic: Some(Traffic { rps: 55.0, ..Traffic::default() }),
-            ..Row::default()
-        }
-    }
-
-    #[test]
-    fn the_preview_is_filled_from_the_dashboard_rows() {
-        let rows: Vec<Row> = (0..5).map(row).collect();
-        let ctx = preview_context(&rows, &info(), 3).expect("rows");
-        let e = PromptEditor::new(&PromptTemplate::default(), Some(ctx));
-        let (system, user) = e.preview.clone().expect("renders");
-        assert!(system.contains("min_replicas=1"), "{system}");
-        assert!(system.contains("10-second intervals"), "{system}");
-        assert!(user.contains("Formula baseline     : 4 replicas"), "{user}");
-        assert!(user.contains("Current running pods : 3"), "{user}");
-        // The recent rows and the history table: 3 lines each (the newest is the current one).
-        assert_eq!(user.matches(",55.00").count(), 3 + 3, "{user}");
-    }
 
     #[test]
     fn editing_updates_the_preview_and_reports_errors() {
