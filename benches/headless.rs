@@ -14,16 +14,8 @@ use scaletui::engine::experiment::Experiment;
 use scaletui::run;
 use tokio_util::sync::CancellationToken;
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
-}
+mod support;
+use support::rss_kib;
 
 fn run_days(days: f64, out: &std::path::Path) -> (f64, u64) {
     let mut cfg = config::Config::default();

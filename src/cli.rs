@@ -256,6 +256,10 @@ impl RunArgs {
         let e = &mut cfg.experiment;
         set(&mut e.mode, self.mode);
         set(&mut e.interval, self.interval);
+        if self.interval.is_some() {
+            // An explicit --interval also holds for the dashboard on the simulator.
+            cfg.ui.sim_interval = 0.0;
+        }
         set(&mut e.duration, self.duration);
         set(&mut e.history_minutes, self.history_minutes);
         set(&mut e.output_dir, self.output_dir.clone());

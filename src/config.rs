@@ -2,6 +2,7 @@
 //! found via `--config`, `$SCALETUI_CONFIG`, `./config.toml`, then the user config folder; flags
 //! override the file. Unknown keys and bad values are errors naming the file, the line and the key.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -545,12 +546,50 @@ impl Default for MemoryStressConfig {
 pub struct UiConfig {
     pub theme: String,
     pub max_fps: u32,
+    /// Seconds between control ticks when the dashboard runs on the simulated cluster; 0 = use
+    /// `experiment.interval`. `--interval` overrides it.
+    pub sim_interval: f64,
+    /// Minutes of history the charts show (`+`/`-` zoom, `=` resets to this).
+    pub window_minutes: f64,
+    /// Hours of ticks the dashboard keeps for its charts and the `e` export.
+    pub history_hours: f64,
+    /// Key overrides: action name → keys (see the keys table in the README).
+    #[serde(deserialize_with = "keys_map")]
+    pub keys: BTreeMap<String, Vec<String>>,
 }
 
 impl Default for UiConfig {
     fn default() -> Self {
-        Self { theme: "dark".into(), max_fps: 30 }
+        Self {
+            theme: "dark".into(),
+            max_fps: 30,
+            sim_interval: 10.0,
+            window_minutes: 15.0,
+            history_hours: 24.0,
+            keys: BTreeMap::new(),
+        }
     }
+}
+
+/// `[ui.keys]` values: one key (`quit = "q"`) or several (`quit = ["q", "ctrl-c"]`).
+fn keys_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let raw = BTreeMap::<String, OneOrMany>::deserialize(d)?;
+    Ok(raw
+        .into_iter()
+        .map(|(k, v)| {
+            let keys = match v {
+                OneOrMany::One(s) => vec![s],
+                OneOrMany::Many(v) => v,
+            };
+            (k, keys)
+        })
+        .collect())
 }
 
 /// A configuration error: one line naming the file, the line and the key.
@@ -822,6 +861,19 @@ pub fn validate(c: &Config) -> Result<(), (String, String)> {
     if c.ui.max_fps == 0 || c.ui.max_fps > 240 {
         return err("ui.max_fps", "must be 1..=240");
     }
+    if !(c.ui.sim_interval.is_finite() && c.ui.sim_interval >= 0.0) {
+        return err(
+            "ui.sim_interval",
+            format!("must be seconds >= 0 (0 = experiment.interval), not {}", c.ui.sim_interval),
+        );
+    }
+    if !(c.ui.window_minutes.is_finite() && c.ui.window_minutes > 0.0) {
+        return err("ui.window_minutes", format!("must be a positive number of minutes, not {}", c.ui.window_minutes));
+    }
+    if !(c.ui.history_hours.is_finite() && c.ui.history_hours > 0.0 && c.ui.history_hours <= 168.0) {
+        return err("ui.history_hours", format!("must be hours in (0, 168], not {}", c.ui.history_hours));
+    }
+    crate::app::keymap::validate_overrides(&c.ui.keys)?;
     if e.driver.trim().is_empty() {
         return err("experiment.driver", "must name a recommender (ai, queue, forecast, learned)");
     }

@@ -5,6 +5,8 @@
 //!   control loop, the CSV record, load and stress, metrics, recommenders;
 //! - [`run`]: assembles a run; [`headless`]: runs it without a dashboard;
 //! - [`report`]: `compare` and `report` (figures, tables, plots); [`train`]: the learned model.
+//! - [`app`]: the dashboard (state, update, keys, terminal); [`widgets`]: its drawing.
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod engine;
@@ -12,3 +14,4 @@ pub mod headless;
 pub mod report;
 pub mod run;
 pub mod train;
+pub mod widgets;

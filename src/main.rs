@@ -65,7 +65,7 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
                 rt.block_on(scaletui::headless::run(cfg)).map_err(|e| e.to_string())?;
                 Ok(ExitCode::SUCCESS)
             } else {
-                Err("the dashboard is not part of this build yet; use --headless".into())
+                rt.block_on(scaletui::app::run(cfg))
             }
         }
     }

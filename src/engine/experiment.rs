@@ -319,6 +319,11 @@ impl Experiment {
                 .map(|r| (r.name().to_string(), r.columns()))
                 .collect(),
             driver: self.driver.clone(),
+            advisor: self
+                .recommenders
+                .iter()
+                .any(|r| r.name() == "ai")
+                .then(|| format!("{} at {}", self.cfg.advisor.model, self.cfg.advisor.url)),
             read_only: self.cfg.cluster.read_only,
             prompt_template: self.cfg.advisor.prompt.clone(),
         }
@@ -483,10 +488,19 @@ impl Experiment {
                 }
             }
             EngineCommand::StartLoad(p) => {
-                self.event(
-                    "task_failed",
-                    format!("load ({}): the load generator is not part of this build yet", p.describe()),
-                );
+                let id = self.next_task_id;
+                self.next_task_id += 1;
+                let why = "the load generator is not part of this build yet";
+                self.event("task_failed", format!("#{id} load ({}): {why}", p.describe()));
+                self.send(EngineEvent::Task(TaskStatus {
+                    id,
+                    kind: "load".into(),
+                    params: p.describe(),
+                    state: format!("failed: {why}"),
+                    finished: true,
+                    progress: None,
+                    figures: String::new(),
+                }));
             }
             EngineCommand::SetPromptTemplate(t) => {
                 let result = self.recommenders.iter_mut().find(|r| r.name() == "ai").map(|r| r.set_prompt_template(t));
