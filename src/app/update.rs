@@ -477,7 +477,12 @@ fn on_advisor(state: &mut AppState, a: AdvisorEvent) {
             }
         }
         AdvisorEvent::Done { ok, status, replicas, latency_ms } => {
-            p.status = if ok { AdvisorStatus::Done(status) } else { AdvisorStatus::Failed(status) };
+            p.status = if ok {
+                AdvisorStatus::Done(status)
+            } else {
+                // The engine says `failed: why`; the label adds `failed: ` itself.
+                AdvisorStatus::Failed(status.strip_prefix("failed: ").map(str::to_string).unwrap_or(status))
+            };
             p.last_replicas = replicas;
             p.last_latency_ms = latency_ms;
         }
