@@ -198,6 +198,8 @@ pub struct AppState {
     pub wall_now: f64,
     /// The prompt template in effect.
     pub prompt_template: PromptTemplate,
+    /// The recommender that drives ai_scaler (from the rows and `driver` events).
+    pub driver: String,
     /// Quit requested at this wall time; the engine is shutting down.
     pub quitting: Option<f64>,
     pub finished: Option<Finished>,
@@ -214,6 +216,7 @@ impl AppState {
         let retention = cfg.ui.history_hours * 3600.0;
         let capacity = (retention / interval.max(0.001)).ceil() as usize + 2;
         let window = cfg.ui.window_minutes * 60.0;
+        let cfg_driver = cfg.experiment.driver.clone();
         Self {
             keymap,
             themes,
@@ -247,6 +250,7 @@ impl AppState {
             toast: None,
             wall_now,
             prompt_template: PromptTemplate::default(),
+            driver: cfg_driver,
             quitting: None,
             finished: None,
             engine_error: None,
@@ -357,8 +361,14 @@ impl AppState {
 
     /// Take a sample from the engine: charts, export archive, recent rows.
     pub fn push_row(&mut self, row: Row) {
+        // A series per recommender that recommends replicas (the VPA recommends requests).
         for cells in &row.recommenders {
-            self.recommender_series(&cells.name);
+            if cells.replicas.is_some() {
+                self.recommender_series(&cells.name);
+            }
+        }
+        if !row.driver.is_empty() {
+            self.driver = row.driver.clone();
         }
         let values = self.values_of(&row);
         self.store.push(row.elapsed_s, &values);

@@ -203,6 +203,17 @@ pub fn on_action(state: &mut AppState, action: Action) -> Vec<Command> {
             state.toast("asked the advisor", false);
             engine(EngineCommand::AskAdvisor)
         }
+        Action::CycleDriver => {
+            let drivers = state.info.as_ref().map(|i| i.drivers.clone()).unwrap_or_default();
+            if drivers.is_empty() {
+                state.toast("no recommender can drive ai_scaler", true);
+                return Vec::new();
+            }
+            let next = drivers.iter().position(|d| *d == state.driver).map_or(0, |i| (i + 1) % drivers.len());
+            let name = drivers[next].clone();
+            state.toast(format!("driver: {name} (ai_scaler applies its answers)"), false);
+            engine(EngineCommand::SetDriver(name))
+        }
         Action::EditPrompt => {
             let ctx = state.info.as_ref().and_then(|info| {
                 let rows: Vec<Row> = state.recent.iter().cloned().collect();
@@ -411,6 +422,7 @@ fn on_engine(state: &mut AppState, e: EngineEvent) -> Vec<Command> {
             if info.advisor.is_some() && state.advisor.status == AdvisorStatus::NotConfigured {
                 state.advisor.status = AdvisorStatus::Idle;
             }
+            state.driver = info.driver.clone();
             state.info = Some(*info);
         }
         EngineEvent::Sample(row) => {
@@ -428,6 +440,11 @@ fn on_engine(state: &mut AppState, e: EngineEvent) -> Vec<Command> {
         EngineEvent::Event(ev) => {
             if ev.kind == "mode_switch" {
                 state.mode = ev.mode;
+            }
+            if ev.kind == "driver"
+                && let Some((_, to)) = ev.detail.rsplit_once("-> ")
+            {
+                state.driver = to.trim().to_string();
             }
             state.push_event(ev.elapsed_s, &ev.kind, &ev.detail);
             if matches!(ev.kind.as_str(), "error" | "task_failed") {
@@ -529,6 +546,56 @@ mod tests {
             progress: Some(0.5),
             figures: String::new(),
         })
+    }
+
+    #[test]
+    fn d_cycles_the_driver_through_the_recommenders_that_can_drive() {
+        let mut s = state();
+        assert!(engine(&ch(&mut s, 'd')).is_empty(), "nothing to cycle before the run starts");
+        let mut info = crate::engine::messages::RunInfo {
+            cluster: crate::engine::types::ClusterInfo {
+                backend: "sim".into(),
+                context: "simulated".into(),
+                namespace: "default".into(),
+                deployment: "webapp".into(),
+            },
+            mode: Mode::AiScaler,
+            interval_s: 10.0,
+            duration_s: None,
+            csv_path: "x.csv".into(),
+            events_path: "x_events.csv".into(),
+            start: 0.0,
+            speed: "10".into(),
+            metrics_source: "sim".into(),
+            scenario: None,
+            min_replicas: 1,
+            max_replicas: 10,
+            cpu_target: 60,
+            memory_target: 80,
+            cpu_request_m: None,
+            memory_request_mib: None,
+            recommenders: vec![("queue".into(), vec![]), ("vpa".into(), vec![])],
+            driver: "ai".into(),
+            drivers: vec!["ai".into(), "queue".into(), "forecast".into()],
+            advisor: None,
+            read_only: false,
+            prompt_template: crate::engine::advisor::prompt::PromptTemplate::default(),
+        };
+        info.mode = Mode::AiScaler;
+        update(&mut s, Msg::Engine(Box::new(EngineEvent::Started(Box::new(info)))));
+        let cmds = ch(&mut s, 'd');
+        assert_eq!(engine(&cmds), [&EngineCommand::SetDriver("queue".into())]);
+        // The engine confirms with a `driver` event; the next press goes on from there.
+        let ev = crate::engine::record::RecordedEvent {
+            t: 1.0,
+            elapsed_s: 1.0,
+            kind: "driver".into(),
+            mode: Mode::AiScaler,
+            detail: "ai -> queue".into(),
+        };
+        update(&mut s, Msg::Engine(Box::new(EngineEvent::Event(ev))));
+        assert_eq!(s.driver, "queue");
+        assert_eq!(engine(&ch(&mut s, 'd')), [&EngineCommand::SetDriver("forecast".into())]);
     }
 
     #[test]

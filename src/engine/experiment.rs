@@ -319,6 +319,7 @@ impl Experiment {
                 .map(|r| (r.name().to_string(), r.columns()))
                 .collect(),
             driver: self.driver.clone(),
+            drivers: self.recommenders.iter().filter(|r| r.can_drive()).map(|r| r.name().to_string()).collect(),
             advisor: self
                 .recommenders
                 .iter()

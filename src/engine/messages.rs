@@ -52,6 +52,8 @@ pub struct RunInfo {
     /// Recommenders with their own columns (for exports with the same header).
     pub recommenders: Vec<(String, Vec<String>)>,
     pub driver: String,
+    /// Recommenders that can drive `ai_scaler` (recommend replicas), in order.
+    pub drivers: Vec<String>,
     /// The LLM advisor (`model at url`) when the run has one (a recommender named `ai`).
     pub advisor: Option<String>,
     pub read_only: bool,

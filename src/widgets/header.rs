@@ -75,6 +75,10 @@ pub fn render(area: Rect, buf: &mut Buffer, state: &AppState) {
     l1.push(sep());
     l1.push(Span::styled("mode ", p.muted()));
     l1.push(Span::styled(state.mode.as_str(), p.accent()));
+    if state.mode == crate::engine::types::Mode::AiScaler {
+        l1.push(Span::styled(" driven by ", p.muted()));
+        l1.push(Span::styled(state.driver.as_str(), p.accent()));
+    }
     if let Some(info) = &state.info {
         l1.push(sep());
         l1.push(Span::styled(format!("tick {}s", fmt_secs(info.interval_s)), p.text()));

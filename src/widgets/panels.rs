@@ -122,6 +122,9 @@ pub fn advisor(area: Rect, buf: &mut Buffer, state: &AppState) {
             lines.push(Line::from(Span::styled(format!("error: {err}"), p.error())));
         }
     }
+    if let Some(r) = row {
+        lines.extend(recommender_lines(r, state));
+    }
     let head = lines.len();
     for (i, l) in lines.into_iter().enumerate().take(inner.height as usize) {
         l.render(Rect { y: inner.y + i as u16, height: 1, ..inner }, buf);
@@ -139,6 +142,56 @@ pub fn advisor(area: Rect, buf: &mut Buffer, state: &AppState) {
     for (i, l) in wrapped[start..end].iter().enumerate() {
         buf.set_stringn(inner.x, y0 + i as u16, l, w, p.text());
     }
+}
+
+/// One line per built-in recommender: its replicas and status, and for the VPA its request
+/// recommendations (target [lower–upper]).
+fn recommender_lines<'a>(row: &'a crate::engine::record::Row, state: &AppState) -> Vec<Line<'a>> {
+    let p = state.palette();
+    let columns = |name: &str| -> Vec<String> {
+        state
+            .info
+            .as_ref()
+            .and_then(|i| i.recommenders.iter().find(|(n, _)| n == name))
+            .map(|(_, c)| c.clone())
+            .unwrap_or_default()
+    };
+    row.recommenders
+        .iter()
+        .map(|cells| {
+            let cols = columns(&cells.name);
+            let value = |col: &str| {
+                cols.iter().position(|c| c == col).and_then(|i| cells.values.get(i)).filter(|v| !v.is_empty()).cloned()
+            };
+            let mut spans = vec![Span::styled(format!("{} ", cells.name), p.muted())];
+            if let Some(t) = value("cpu_target_m") {
+                // The VPA: requests, not replicas.
+                let range = |lo: Option<String>, hi: Option<String>| match (lo, hi) {
+                    (Some(l), Some(h)) => format!(" [{l}–{h}]"),
+                    _ => String::new(),
+                };
+                spans.push(Span::styled(
+                    format!("cpu {t}m{}", range(value("cpu_lower_m"), value("cpu_upper_m"))),
+                    p.text(),
+                ));
+                if let Some(m) = value("memory_target_mib") {
+                    spans.push(Span::styled(
+                        format!("  mem {m}Mi{}", range(value("memory_lower_mib"), value("memory_upper_mib"))),
+                        p.text(),
+                    ));
+                }
+            } else {
+                spans.push(Span::styled(opt(cells.replicas), p.accent()));
+                if cells.name == state.driver {
+                    spans.push(Span::styled(" (driver)", p.muted()));
+                }
+            }
+            if !cells.status.is_empty() && cells.status != "ok" {
+                spans.push(Span::styled(format!("  {}", cells.status), p.muted()));
+            }
+            Line::from(spans)
+        })
+        .collect()
 }
 
 /// A text progress bar: `████░░░░ 58%`.

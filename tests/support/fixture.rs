@@ -41,6 +41,7 @@ pub fn info(interval: f64) -> RunInfo {
         memory_request_mib: Some(64.0),
         recommenders: vec![("queue".into(), vec![])],
         driver: "ai".into(),
+        drivers: vec!["ai".into(), "queue".into()],
         advisor: Some("qwen2.5-coder:3b at http://localhost:11434/v1".into()),
         read_only: false,
         prompt_template: PromptTemplate::default(),
