@@ -3,8 +3,10 @@
 //! - [`cli`], [`config`]: the command line and `config.toml`;
 //! - [`engine`]: everything that is not drawing — the HPA algorithm, the simulated cluster, the
 //!   control loop, the CSV record, load and stress, metrics, recommenders;
-//! - [`run`]: assembles a run; [`headless`]: runs it without a dashboard.
+//! - [`run`]: assembles a run; [`headless`]: runs it without a dashboard;
+//! - [`cmd`]: subcommands that run one part alone (`scaletui load`, `scaletui stress`).
 pub mod cli;
+pub mod cmd;
 pub mod config;
 pub mod engine;
 pub mod headless;

@@ -1,0 +1,481 @@
+//! The open-loop HTTP load generator.
+//!
+//! A dispatcher walks the schedule's send times ([`Pacer`]: request n is due when the integral
+//! of the rate reaches n) and sleeps until each **absolute** deadline, so errors never drift. At
+//! each deadline it hands the request to an idle connection slot; slots are opened lazily up to
+//! the concurrency cap, and each keeps one HTTP/1.1 keep-alive connection. When every slot is
+//! busy the request waits for one and counts as *late*; if none frees up before it is a timeout
+//! behind schedule it is *dropped* (never sent). Latency runs from the **scheduled** send time to
+//! the complete answer (coordinated-omission free, as in wrk2 and oha's latency correction);
+//! service time from the actual send. Everything lands in per-second windows ([`Stats`]) — no
+//! per-request storage.
+//!
+//! A closed-loop mode (`closed_loop`) measures the most a target serves: every slot sends its next
+//! request as soon as the previous answer arrives, for the run's length (like `wrk`).
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Sleep;
+use tokio_util::sync::CancellationToken;
+
+use super::Schedule;
+use super::client::{Client, ClientKind, Conn, RequestSpec};
+use super::pacer::Pacer;
+use super::stats::{Aggregate, Counts, Percentiles, SecondReport, Stats};
+
+/// How long after a second ends it is closed (answers still arriving for it).
+const CLOSE_GRACE: Duration = Duration::from_millis(150);
+/// At most this many distinct error messages are counted separately.
+const MAX_ERROR_KINDS: usize = 16;
+
+/// Everything a run needs.
+#[derive(Debug, Clone)]
+pub struct GeneratorConfig {
+    pub schedule: Schedule,
+    /// Stop after this many seconds even if the schedule goes on (`INFINITY`: at its end).
+    pub limit_s: f64,
+    /// Closed loop at `concurrency` connections instead of the schedule (runs `limit_s`).
+    pub closed_loop: bool,
+    pub url: String,
+    pub concurrency: usize,
+    pub timeout: Duration,
+    pub method: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+    pub client: ClientKind,
+}
+
+impl GeneratorConfig {
+    /// A run of `params` against `url` (the caller resolves a missing URL to the cluster's target).
+    pub fn from_params(p: &super::LoadParams, url: String) -> Self {
+        Self {
+            schedule: p.schedule.clone(),
+            limit_s: f64::INFINITY,
+            closed_loop: false,
+            url,
+            concurrency: p.concurrency,
+            timeout: Duration::from_secs_f64(p.timeout_s.max(0.001)),
+            method: p.method.clone(),
+            headers: p.headers.clone(),
+            body: p.body.clone(),
+            client: ClientKind::Hyper,
+        }
+    }
+
+    /// Seconds the run lasts (`INFINITY`: until stopped).
+    pub fn length_s(&self) -> f64 {
+        if self.closed_loop { self.limit_s } else { self.schedule.duration().min(self.limit_s) }
+    }
+}
+
+/// Sent to the owner as the run goes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum LoadEvent {
+    Second(SecondReport),
+    Finished(Box<Summary>),
+}
+
+/// The final account of a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub url: String,
+    pub client: ClientKind,
+    pub closed_loop: bool,
+    pub concurrency: usize,
+    /// Requests the schedule asked for over the time the run lasted (open loop).
+    pub planned: Option<u64>,
+    pub elapsed_s: f64,
+    /// Stopped before the schedule's end (Ctrl-C, a stop command).
+    pub stopped_early: bool,
+    pub counts: Counts,
+    /// Answers per second over the run.
+    pub achieved_rps: f64,
+    /// Requests sent per second over the run.
+    pub sent_rps: f64,
+    /// From the scheduled send time (open loop) or the send (closed loop) to the answer.
+    pub latency: Percentiles,
+    /// From the actual send to the answer.
+    pub service: Percentiles,
+    /// TCP connections opened over the run (keep-alive keeps this near the concurrency used).
+    pub connections_opened: u64,
+    pub errors_by_kind: BTreeMap<String, u64>,
+}
+
+/// The state the generator's tasks share.
+struct Ctx {
+    client: Client,
+    stats: Mutex<Stats>,
+    errors: Mutex<BTreeMap<String, u64>>,
+    in_flight: AtomicU64,
+    opened: AtomicU64,
+    timeout: Duration,
+}
+
+impl Ctx {
+    fn stats(&self) -> MutexGuard<'_, Stats> {
+        match self.stats.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    fn error(&self, what: String) {
+        let mut m = match self.errors.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if m.len() < MAX_ERROR_KINDS || m.contains_key(&what) {
+            *m.entry(what).or_insert(0) += 1;
+        } else {
+            *m.entry("other".into()).or_insert(0) += 1;
+        }
+    }
+
+    /// One request on `conn`, due at `due`; everything recorded. `timer` is the slot's timeout
+    /// timer, reset for each request (no allocation per request).
+    async fn one(&self, conn: &mut Conn, timer: &mut Pin<Box<Sleep>>, due: Instant) {
+        let sent = Instant::now();
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.stats().window(sent).counts.sent += 1;
+        let before = conn.opened;
+        timer.as_mut().reset((sent + self.timeout).into());
+        let result = tokio::select! {
+            biased;
+            r = self.client.send(conn) => Ok(r),
+            _ = timer.as_mut() => Err(()),
+        };
+        let done = Instant::now();
+        self.opened.fetch_add(conn.opened - before, Ordering::Relaxed);
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let mut err = None;
+        {
+            let mut st = self.stats();
+            let w = st.window(done);
+            match &result {
+                Ok(Ok(status)) => {
+                    w.counts.responses += 1;
+                    let class = usize::from(status / 100).clamp(1, 5) - 1;
+                    w.counts.status[class] += 1;
+                    w.latency.record(done.saturating_duration_since(due));
+                    w.service.record(done.saturating_duration_since(sent));
+                }
+                Ok(Err(e)) => {
+                    w.counts.errors += 1;
+                    err = Some(e.clone());
+                }
+                Err(_) => w.counts.timeouts += 1,
+            }
+        }
+        if result.is_err() {
+            conn.reset();
+        }
+        if let Some(e) = err {
+            self.error(e);
+        }
+    }
+}
+
+/// A running generator.
+pub struct LoadRun {
+    cancel: CancellationToken,
+    ctx: Arc<Ctx>,
+    closed_loop: bool,
+    started: Instant,
+    length_s: f64,
+    join: tokio::task::JoinHandle<Summary>,
+}
+
+impl LoadRun {
+    /// Check the request, build the client and start. `sink` gets a [`LoadEvent::Second`] per
+    /// closed second and one [`LoadEvent::Finished`] at the end.
+    pub async fn start(
+        cfg: GeneratorConfig,
+        sink: impl Fn(LoadEvent) + Send + Sync + 'static,
+    ) -> Result<LoadRun, String> {
+        if cfg.concurrency == 0 {
+            return Err("concurrency must be at least 1".into());
+        }
+        if !cfg.closed_loop {
+            cfg.schedule.validate()?;
+        } else if !(cfg.limit_s > 0.0 && cfg.limit_s.is_finite()) {
+            return Err("a closed-loop run needs a duration".into());
+        }
+        let spec = RequestSpec::new(&cfg.url, &cfg.method, &cfg.headers, cfg.body.as_deref())?;
+        let client = Client::new(spec, cfg.client, cfg.concurrency).await?;
+        let started = Instant::now();
+        let ctx = Arc::new(Ctx {
+            client,
+            stats: Mutex::new(Stats::new(started)),
+            errors: Mutex::new(BTreeMap::new()),
+            in_flight: AtomicU64::new(0),
+            opened: AtomicU64::new(0),
+            timeout: cfg.timeout,
+        });
+        let cancel = CancellationToken::new();
+        let length_s = cfg.length_s();
+        let closed_loop = cfg.closed_loop;
+        let join = tokio::spawn(run(cfg, ctx.clone(), cancel.clone(), started, Arc::new(sink)));
+        Ok(LoadRun { cancel, ctx, closed_loop, started, length_s, join })
+    }
+
+    /// Stop sending; requests in flight get a short grace, then count as cancelled.
+    pub fn stop(&self) {
+        self.cancel.cancel();
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.join.is_finished()
+    }
+
+    /// Fraction of the run done (`None` when it runs until stopped).
+    pub fn progress(&self) -> Option<f64> {
+        self.length_s
+            .is_finite()
+            .then(|| (self.started.elapsed().as_secs_f64() / self.length_s.max(1e-9)).clamp(0.0, 1.0))
+    }
+
+    /// The seconds closed since the last call (per control tick).
+    pub fn take_interval(&self) -> Aggregate {
+        self.ctx.stats().take_interval()
+    }
+
+    pub fn closed_loop(&self) -> bool {
+        self.closed_loop
+    }
+
+    /// Wait for the end (after [`LoadRun::stop`], or the schedule's end).
+    pub async fn finish(self) -> Result<Summary, String> {
+        self.join.await.map_err(|e| format!("the load generator failed: {e}"))
+    }
+}
+
+type Sink = Arc<dyn Fn(LoadEvent) + Send + Sync>;
+
+async fn run(cfg: GeneratorConfig, ctx: Arc<Ctx>, cancel: CancellationToken, started: Instant, sink: Sink) -> Summary {
+    let pacer = Pacer::new(cfg.schedule.clone(), cfg.limit_s);
+    let done = CancellationToken::new();
+    let target = target_fn(&cfg, &pacer);
+    let reporter = tokio::spawn(report_seconds(ctx.clone(), started, done.clone(), target.clone(), sink.clone()));
+    let mut workers = JoinSet::new();
+    if cfg.closed_loop {
+        let deadline = started + Duration::from_secs_f64(cfg.limit_s);
+        for _ in 0..cfg.concurrency {
+            let (ctx, cancel) = (ctx.clone(), cancel.clone());
+            workers.spawn(async move {
+                let mut conn = Conn::default();
+                let mut timer = Box::pin(tokio::time::sleep(Duration::ZERO));
+                while !cancel.is_cancelled() && Instant::now() < deadline {
+                    let now = Instant::now();
+                    ctx.one(&mut conn, &mut timer, now).await;
+                }
+            });
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => {}
+            _ = tokio::time::sleep_until(deadline.into()) => {}
+        }
+    } else {
+        dispatch(&cfg, pacer, &ctx, &cancel, started, &mut workers).await;
+    }
+    // In flight: the natural end waits for every answer (each is bounded by the timeout);
+    // a stop gives them a short grace.
+    if cancel.is_cancelled() {
+        let grace = cfg.timeout.min(Duration::from_secs(1));
+        let all = async { while workers.join_next().await.is_some() {} };
+        if tokio::time::timeout(grace, all).await.is_err() {
+            workers.abort_all();
+            while workers.join_next().await.is_some() {}
+            let n = ctx.in_flight.swap(0, Ordering::Relaxed);
+            ctx.stats().window(Instant::now()).counts.cancelled += n;
+        }
+    } else {
+        while workers.join_next().await.is_some() {}
+    }
+    done.cancel();
+    let _ = reporter.await;
+    let elapsed = started.elapsed();
+    let last = elapsed.as_secs_f64().ceil() as u64;
+    let closed = ctx.stats().close_until(last.max(1), |k| target(k));
+    for (sec, w) in closed {
+        let span = (elapsed.as_secs_f64() - sec as f64).clamp(0.0, 1.0);
+        let r = second_report(sec, &w, &target, ctx.in_flight.load(Ordering::Relaxed), span);
+        sink(LoadEvent::Second(r));
+        ctx.stats().recycle(w);
+    }
+    let summary = summarize(&cfg, &ctx, elapsed.as_secs_f64(), cancel.is_cancelled());
+    sink(LoadEvent::Finished(Box::new(summary.clone())));
+    summary
+}
+
+/// Requests the schedule asks for in second k (open loop), for the per-second target.
+fn target_fn(cfg: &GeneratorConfig, pacer: &Pacer) -> Arc<dyn Fn(u64) -> Option<f64> + Send + Sync> {
+    if cfg.closed_loop {
+        return Arc::new(|_| None);
+    }
+    let s = pacer.schedule().clone();
+    let end = pacer.end_s();
+    Arc::new(move |k| {
+        let a = (k as f64).min(end);
+        let b = ((k + 1) as f64).min(end);
+        Some(s.integral(b) - s.integral(a))
+    })
+}
+
+fn second_report(
+    sec: u64,
+    w: &Aggregate,
+    target: &Arc<dyn Fn(u64) -> Option<f64> + Send + Sync>,
+    in_flight: u64,
+    span_s: f64,
+) -> SecondReport {
+    SecondReport {
+        second: sec,
+        span_s,
+        target_rps: target(sec).map(|t| if span_s > 0.0 && span_s < 1.0 { t / span_s } else { t }),
+        counts: w.counts,
+        p50_ms: w.latency.quantile_ms(0.50),
+        p95_ms: w.latency.quantile_ms(0.95),
+        p99_ms: w.latency.quantile_ms(0.99),
+        in_flight,
+    }
+}
+
+/// Close each second shortly after it ends and report it.
+async fn report_seconds(
+    ctx: Arc<Ctx>,
+    started: Instant,
+    done: CancellationToken,
+    target: Arc<dyn Fn(u64) -> Option<f64> + Send + Sync>,
+    sink: Sink,
+) {
+    let mut k: u64 = 1;
+    loop {
+        let at = started + Duration::from_secs(k) + CLOSE_GRACE;
+        tokio::select! {
+            _ = done.cancelled() => return,
+            _ = tokio::time::sleep_until(at.into()) => {}
+        }
+        let now_sec = started.elapsed().saturating_sub(CLOSE_GRACE).as_secs();
+        let closed = ctx.stats().close_until(now_sec, |s| target(s));
+        let in_flight = ctx.in_flight.load(Ordering::Relaxed);
+        for (sec, w) in closed {
+            sink(LoadEvent::Second(second_report(sec, &w, &target, in_flight, 1.0)));
+            ctx.stats().recycle(w);
+        }
+        k = now_sec.max(k) + 1;
+    }
+}
+
+/// The open loop: hand each request to an idle slot at its scheduled time.
+async fn dispatch(
+    cfg: &GeneratorConfig,
+    mut pacer: Pacer,
+    ctx: &Arc<Ctx>,
+    cancel: &CancellationToken,
+    started: Instant,
+    workers: &mut JoinSet<()>,
+) {
+    let (idle_tx, mut idle_rx) = mpsc::unbounded_channel::<usize>();
+    let mut slots: Vec<mpsc::Sender<Instant>> = Vec::new();
+    let mut idle: Vec<usize> = Vec::new();
+    while let Some(due_s) = pacer.next_due() {
+        let due = started + Duration::from_secs_f64(due_s);
+        if due > Instant::now() {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep_until(due.into()) => {}
+            }
+        } else if cancel.is_cancelled() {
+            break;
+        }
+        while let Ok(i) = idle_rx.try_recv() {
+            idle.push(i);
+        }
+        let slot = if let Some(i) = idle.pop() {
+            i
+        } else if slots.len() < cfg.concurrency {
+            let (tx, rx) = mpsc::channel::<Instant>(1);
+            let i = slots.len();
+            slots.push(tx);
+            workers.spawn(slot_worker(i, rx, idle_tx.clone(), ctx.clone()));
+            i
+        } else {
+            // Every connection is busy: wait for one, at most until the request is a timeout
+            // behind schedule; then it (and everything due before now − timeout) is dropped.
+            let waited = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                r = tokio::time::timeout_at((due + cfg.timeout).into(), idle_rx.recv()) => r,
+            };
+            match waited {
+                Ok(Some(i)) => {
+                    ctx.stats().window(Instant::now()).counts.late += 1;
+                    i
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    let now = Instant::now();
+                    let behind = now.saturating_duration_since(started).saturating_sub(cfg.timeout);
+                    let n = 1 + pacer.skip_until(behind.as_secs_f64());
+                    ctx.stats().window(now).counts.dropped += n;
+                    continue;
+                }
+            }
+        };
+        if let Some(tx) = slots.get(slot)
+            && tx.try_send(due).is_err()
+        {
+            // The slot ended (cannot happen while the dispatcher holds its sender); count it.
+            ctx.stats().window(Instant::now()).counts.dropped += 1;
+        }
+    }
+}
+
+/// A connection slot: one keep-alive connection, one request at a time.
+async fn slot_worker(id: usize, mut rx: mpsc::Receiver<Instant>, idle: mpsc::UnboundedSender<usize>, ctx: Arc<Ctx>) {
+    let mut conn = Conn::default();
+    let mut timer = Box::pin(tokio::time::sleep(Duration::ZERO));
+    while let Some(due) = rx.recv().await {
+        ctx.one(&mut conn, &mut timer, due).await;
+        if idle.send(id).is_err() {
+            break;
+        }
+    }
+}
+
+fn summarize(cfg: &GeneratorConfig, ctx: &Ctx, elapsed_s: f64, stopped: bool) -> Summary {
+    let st = ctx.stats();
+    let t = &st.total;
+    let planned = (!cfg.closed_loop).then(|| {
+        let end = cfg.length_s().min(elapsed_s);
+        (cfg.schedule.integral(end) + 1e-9).floor() as u64
+    });
+    let errors = match ctx.errors.lock() {
+        Ok(g) => g.clone(),
+        Err(p) => p.into_inner().clone(),
+    };
+    Summary {
+        url: cfg.url.clone(),
+        client: ctx.client.kind(),
+        closed_loop: cfg.closed_loop,
+        concurrency: cfg.concurrency,
+        planned,
+        elapsed_s,
+        stopped_early: stopped,
+        counts: t.counts,
+        achieved_rps: t.counts.responses as f64 / elapsed_s.max(1e-9),
+        sent_rps: t.counts.sent as f64 / elapsed_s.max(1e-9),
+        latency: t.latency.summary(),
+        service: t.service.summary(),
+        connections_opened: ctx.opened.load(Ordering::Relaxed),
+        errors_by_kind: errors,
+    }
+}
