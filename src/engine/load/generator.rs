@@ -479,3 +479,135 @@ fn summarize(cfg: &GeneratorConfig, ctx: &Ctx, elapsed_s: f64, stopped: bool) ->
         errors_by_kind: errors,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    /// A local server answering after `delay` (every request), on 127.0.0.1:0.
+    async fn server(delay: Duration) -> (String, CancellationToken) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let app = axum::Router::new().fallback(move || async move {
+            tokio::time::sleep(delay).await;
+            "ok"
+        });
+        let cancel = CancellationToken::new();
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).with_graceful_shutdown(c.cancelled_owned()).await;
+        });
+        (format!("http://{addr}/"), cancel)
+    }
+
+    fn cfg(url: String, schedule: Schedule) -> GeneratorConfig {
+        GeneratorConfig {
+            schedule,
+            limit_s: f64::INFINITY,
+            closed_loop: false,
+            url,
+            concurrency: 64,
+            timeout: Duration::from_secs(5),
+            method: "GET".into(),
+            headers: vec![],
+            body: None,
+            client: ClientKind::Hyper,
+        }
+    }
+
+    async fn run_to_end(c: GeneratorConfig) -> (Summary, Vec<SecondReport>) {
+        let seconds = Arc::new(Mutex::new(Vec::new()));
+        let s2 = seconds.clone();
+        let finished = Arc::new(AtomicBool::new(false));
+        let f2 = finished.clone();
+        let run = LoadRun::start(c, move |e| match e {
+            LoadEvent::Second(r) => s2.lock().expect("lock").push(r),
+            LoadEvent::Finished(_) => f2.store(true, Ordering::SeqCst),
+        })
+        .await
+        .expect("starts");
+        let summary = run.finish().await.expect("summary");
+        assert!(finished.load(Ordering::SeqCst), "the Finished event was sent");
+        let seconds = seconds.lock().expect("lock").clone();
+        (summary, seconds)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sends_the_integral_and_reports_each_second() {
+        let (url, stop) = server(Duration::ZERO).await;
+        let s = Schedule::Ramp { start_rps: 50.0, end_rps: 250.0, ramp_s: 2.0, hold_s: 1.0 };
+        let (sum, secs) = run_to_end(cfg(url, s)).await;
+        assert_eq!(sum.planned, Some(550));
+        assert_eq!(sum.counts.sent, 550);
+        assert_eq!(sum.counts.responses, 550);
+        assert_eq!(sum.counts.status[1], 550);
+        assert_eq!(secs.iter().map(|r| r.counts.sent).sum::<u64>(), 550, "seconds add up to the total");
+        assert_eq!(secs[0].target_rps, Some(100.0));
+        assert!(sum.latency.p99_ms.is_some() && sum.service.p50_ms.is_some());
+        assert!(sum.connections_opened >= 1 && sum.connections_opened <= 64, "keep-alive: {}", sum.connections_opened);
+        stop.cancel();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_pool_makes_requests_late_then_drops_them() {
+        // One connection, answers after 300 ms, 20 requests/s: most requests wait for the
+        // connection (late); with a 1 s timeout the backlog beyond a second is dropped.
+        let (url, stop) = server(Duration::from_millis(300)).await;
+        let mut c = cfg(url, Schedule::Constant { rps: 20.0, duration_s: 3.0 });
+        c.concurrency = 1;
+        c.timeout = Duration::from_secs(1);
+        let (sum, _) = run_to_end(c).await;
+        let k = sum.counts;
+        assert_eq!(k.sent + k.dropped, 60, "every scheduled request is sent or dropped: {k:?}");
+        assert!(k.late >= 5, "{k:?}");
+        assert!(k.dropped >= 20, "{k:?}");
+        assert!(k.sent <= 15, "one connection serves about 3 per second: {k:?}");
+        // Latency from the scheduled time includes the wait for the connection.
+        let lat = sum.latency.p50_ms.expect("p50");
+        let svc = sum.service.p50_ms.expect("p50");
+        assert!(lat > svc + 100.0, "latency {lat} vs service {svc}");
+        stop.cancel();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn timeouts_errors_and_stop() {
+        let (url, stop) = server(Duration::from_secs(3)).await;
+        let mut c = cfg(url, Schedule::Constant { rps: 10.0, duration_s: 1.0 });
+        c.timeout = Duration::from_millis(200);
+        let (sum, _) = run_to_end(c).await;
+        assert_eq!((sum.counts.timeouts, sum.counts.responses), (10, 0));
+        stop.cancel();
+
+        // Nothing listens: connection refused, counted per kind.
+        let dead = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
+        let url = format!("http://{}/", dead.local_addr().expect("addr"));
+        drop(dead);
+        let (sum, _) = run_to_end(cfg(url, Schedule::Constant { rps: 20.0, duration_s: 0.5 })).await;
+        assert_eq!(sum.counts.errors, 10);
+        assert_eq!(sum.errors_by_kind.get("connect: connection refused"), Some(&10), "{:?}", sum.errors_by_kind);
+
+        // An endless run stops on request.
+        let (url, stop) = server(Duration::ZERO).await;
+        let run = LoadRun::start(cfg(url, Schedule::Constant { rps: 100.0, duration_s: f64::INFINITY }), |_| {})
+            .await
+            .expect("starts");
+        assert_eq!(run.progress(), None);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        run.stop();
+        let sum = run.finish().await.expect("summary");
+        assert!(sum.stopped_early);
+        assert!(sum.counts.sent >= 30 && sum.counts.sent <= 70, "{:?}", sum.counts);
+        stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn bad_requests_are_refused_before_starting() {
+        assert!(LoadRun::start(cfg("nope".into(), Schedule::Constant { rps: 1.0, duration_s: 1.0 }), |_| {}).await.is_err());
+        let mut c = cfg("http://127.0.0.1:9/".into(), Schedule::Constant { rps: -1.0, duration_s: 1.0 });
+        assert!(LoadRun::start(c.clone(), |_| {}).await.is_err());
+        c.schedule = Schedule::Constant { rps: 1.0, duration_s: 1.0 };
+        c.concurrency = 0;
+        assert!(LoadRun::start(c, |_| {}).await.is_err());
+    }
+}

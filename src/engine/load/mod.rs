@@ -54,14 +54,20 @@ impl LoadParams {
 impl LoadParams {
     /// The `[load]` section as parameters (pattern and seed semantics as in [`schedule_from_config`]).
     pub fn from_config(l: &LoadConfig) -> Result<Self, String> {
-        let headers = parse_headers(&l.headers)?;
+        Self::with_schedule(l, schedule_from_config(l, None)?)
+    }
+}
+
+impl LoadParams {
+    /// `schedule` with the rest (target, concurrency, timeout, request) from `[load]`.
+    pub fn with_schedule(l: &LoadConfig, schedule: Schedule) -> Result<Self, String> {
         Ok(Self {
-            schedule: schedule_from_config(l, None)?,
+            schedule,
             url: (!l.url.trim().is_empty()).then(|| l.url.trim().to_string()),
             concurrency: l.concurrency,
             timeout_s: l.timeout_s,
             method: l.method.clone(),
-            headers,
+            headers: parse_headers(&l.headers)?,
             body: (!l.body.is_empty()).then(|| l.body.clone()),
         })
     }

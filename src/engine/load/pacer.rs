@@ -183,7 +183,7 @@ mod tests {
             for (i, t) in due.iter().enumerate() {
                 let n = (i + 1) as f64;
                 assert!(*t >= prev - 1e-9, "{s:?}: monotone at {n}");
-                assert!((s.integral(*t) - n).abs() < 1e-6, "{s:?}: request {n} at {t}: {}", s.integral(*t));
+                assert!((s.integral(*t) - n).abs() < 1e-5, "{s:?}: request {n} at {t}: {}", s.integral(*t));
                 prev = *t;
             }
         }
