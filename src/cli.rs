@@ -125,9 +125,10 @@ pub enum Command {
     /// The open-loop HTTP load generator alone: a live line per second, a latency summary at
     /// the end. Without --url it targets the configured cluster (the simulator's endpoint, or a
     /// port-forward to the deployment's Service).
-    Load(LoadArgs),
+    #[command(allow_negative_numbers = true)]
+    Load(Box<LoadArgs>),
     /// The CPU and memory stressors alone, on the configured cluster's pods (sim or kube).
-    #[command(subcommand)]
+    #[command(subcommand, allow_negative_numbers = true)]
     Stress(StressCommand),
 }
 
@@ -198,6 +199,7 @@ pub struct LoadArgs {
 #[derive(Debug, Clone, Subcommand)]
 pub enum StressCommand {
     /// Busy-loop workers in every pod (new pods are picked up every --refresh seconds).
+    #[command(allow_negative_numbers = true)]
     Cpu {
         /// Workers per pod [default: 2]
         #[arg(long)]
@@ -213,6 +215,7 @@ pub enum StressCommand {
         refresh: Option<f64>,
     },
     /// Hold MiB in every pod's /dev/shm (after checking free space; always removed at the end).
+    #[command(allow_negative_numbers = true)]
     Memory {
         /// MiB per pod [default: 50]
         #[arg(long)]

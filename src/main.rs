@@ -42,7 +42,7 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
         }
         Some(Command::Load(args)) => {
             let (cfg, _origin) = load_config(&cli.run)?;
-            let code = runtime()?.block_on(scaletui::cmd::load::run(args, cfg, cli.run.speed.is_some()))?;
+            let code = runtime()?.block_on(scaletui::cmd::load::run(*args, cfg, cli.run.speed.is_some()))?;
             Ok(ExitCode::from(code))
         }
         Some(Command::Stress(what)) => {

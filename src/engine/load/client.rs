@@ -56,8 +56,8 @@ impl RequestSpec {
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
             return Err(format!("bad URL {url:?}: needs http:// or https:// and a host"));
         }
-        let method =
-            Method::from_bytes(method.trim().to_ascii_uppercase().as_bytes()).map_err(|_| format!("bad method {method:?}"))?;
+        let method = Method::from_bytes(method.trim().to_ascii_uppercase().as_bytes())
+            .map_err(|_| format!("bad method {method:?}"))?;
         let mut map = HeaderMap::new();
         for (k, v) in headers {
             let name = HeaderName::from_bytes(k.trim().as_bytes()).map_err(|_| format!("bad header name {k:?}"))?;
@@ -188,7 +188,11 @@ struct HyperConn {
 }
 
 /// Run `fut` while driving the connection.
-async fn drive<F: Future>(driver: &mut Pin<Box<Connection<HyperIo, Full<Bytes>>>>, ended: &mut bool, fut: F) -> F::Output {
+async fn drive<F: Future>(
+    driver: &mut Pin<Box<Connection<HyperIo, Full<Bytes>>>>,
+    ended: &mut bool,
+    fut: F,
+) -> F::Output {
     let mut fut = std::pin::pin!(fut);
     if !*ended {
         tokio::select! {
@@ -248,15 +252,15 @@ impl HyperTarget {
             let req = self.request();
             let HyperConn { sender, driver, ended } = c;
             let result = drive(driver, ended, async {
-                    sender.ready().await?;
-                    let resp = sender.send_request(req).await?;
-                    let status = resp.status().as_u16();
-                    let mut body = resp.into_body();
-                    while let Some(frame) = body.frame().await {
-                        frame?;
-                    }
-                    Ok::<u16, hyper::Error>(status)
-                })
+                sender.ready().await?;
+                let resp = sender.send_request(req).await?;
+                let status = resp.status().as_u16();
+                let mut body = resp.into_body();
+                while let Some(frame) = body.frame().await {
+                    frame?;
+                }
+                Ok::<u16, hyper::Error>(status)
+            })
             .await;
             match result {
                 Ok(status) => return Ok(status),

@@ -603,7 +603,9 @@ mod tests {
 
     #[tokio::test]
     async fn bad_requests_are_refused_before_starting() {
-        assert!(LoadRun::start(cfg("nope".into(), Schedule::Constant { rps: 1.0, duration_s: 1.0 }), |_| {}).await.is_err());
+        assert!(
+            LoadRun::start(cfg("nope".into(), Schedule::Constant { rps: 1.0, duration_s: 1.0 }), |_| {}).await.is_err()
+        );
         let mut c = cfg("http://127.0.0.1:9/".into(), Schedule::Constant { rps: -1.0, duration_s: 1.0 });
         assert!(LoadRun::start(c.clone(), |_| {}).await.is_err());
         c.schedule = Schedule::Constant { rps: 1.0, duration_s: 1.0 };

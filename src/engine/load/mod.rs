@@ -177,7 +177,14 @@ mod tests {
 
     #[test]
     fn seed_semantics_total_is_duration_plus_hold() {
-        let l = LoadConfig { ramp_start: 100.0, ramp_end: 1100.0, ramp_duration: 10.0, duration: 10.0, hold: 0.0, ..cfg("ramp") };
+        let l = LoadConfig {
+            ramp_start: 100.0,
+            ramp_end: 1100.0,
+            ramp_duration: 10.0,
+            duration: 10.0,
+            hold: 0.0,
+            ..cfg("ramp")
+        };
         let s = schedule_from_config(&l, None).expect("ramp");
         assert_eq!(s.total(), 6_000.0);
         let l = LoadConfig { rps: 2000.0, duration: 10.0, hold: 0.0, ..cfg("constant") };
@@ -187,7 +194,14 @@ mod tests {
         assert_eq!(s.duration(), 300.0);
         assert_eq!(s.total(), 9_600.0 + 150.0 * 180.0);
         // A ramp longer than the run is cut where the run ends.
-        let l = LoadConfig { ramp_start: 0.0, ramp_end: 100.0, ramp_duration: 20.0, duration: 10.0, hold: 0.0, ..cfg("ramp") };
+        let l = LoadConfig {
+            ramp_start: 0.0,
+            ramp_end: 100.0,
+            ramp_duration: 20.0,
+            duration: 10.0,
+            hold: 0.0,
+            ..cfg("ramp")
+        };
         let s = schedule_from_config(&l, None).expect("cut ramp");
         assert_eq!((s.duration(), s.total()), (10.0, 250.0));
         let l = LoadConfig { duration: 100.0, hold: 0.0, ..cfg("step") };

@@ -115,7 +115,6 @@ impl Pacer {
             Schedule::Sine { .. } => self.schedule.time_of_count(n, self.last_t),
         }
     }
-
 }
 
 impl Cursor {

@@ -4,9 +4,9 @@
 
 use tokio::sync::mpsc;
 
+use super::LoadParams;
 use super::generator::{GeneratorConfig, LoadEvent, LoadRun, Summary};
 use super::stats::{Aggregate, IntervalFigures, SecondReport, fmt_ms};
-use super::LoadParams;
 use crate::engine::messages::{TaskId, TaskStatus};
 use crate::engine::record::LoadColumns;
 
@@ -129,13 +129,8 @@ impl LoadTasks {
                 } else {
                     "ended"
                 };
-                let detail = format!(
-                    "#{} load {how} ({}, {}): {}",
-                    e.id,
-                    e.params.describe(),
-                    e.origin,
-                    summary_line(&s)
-                );
+                let detail =
+                    format!("#{} load {how} ({}, {}): {}", e.id, e.params.describe(), e.origin, summary_line(&s));
                 e.summary = Some(*s);
                 Some(TaskNews { status: status(e), event: Some(("task_stop".into(), detail)) })
             }
