@@ -14,6 +14,7 @@
 //! request as soon as the previous answer arrives, for the run's length (like `wrk`).
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,13 +22,14 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::Schedule;
 use super::client::{Client, ClientKind, Conn, RequestSpec};
 use super::pacer::Pacer;
+use super::pool::Pool;
 use super::stats::{Aggregate, Counts, Percentiles, SecondReport, Stats};
 
 /// How long after a second ends it is closed (answers still arriving for it).
@@ -209,6 +211,14 @@ impl LoadRun {
         }
         let spec = RequestSpec::new(&cfg.url, &cfg.method, &cfg.headers, cfg.body.as_deref())?;
         let client = Client::new(spec, cfg.client, cfg.concurrency).await?;
+        let tracker = TaskTracker::new();
+        let pool = match Pool::new(cfg.concurrency, tracker.clone()) {
+            Ok(p) => p,
+            Err(e) => {
+                tracker.close();
+                return Err(e);
+            }
+        };
         let started = Instant::now();
         let ctx = Arc::new(Ctx {
             client,
@@ -221,7 +231,7 @@ impl LoadRun {
         let cancel = CancellationToken::new();
         let length_s = cfg.length_s();
         let closed_loop = cfg.closed_loop;
-        let join = tokio::spawn(run(cfg, ctx.clone(), cancel.clone(), started, Arc::new(sink)));
+        let join = tokio::spawn(run(cfg, ctx.clone(), pool, tracker, cancel.clone(), started, Arc::new(sink)));
         Ok(LoadRun { cancel, ctx, closed_loop, started, length_s, join })
     }
 
@@ -258,45 +268,89 @@ impl LoadRun {
 
 type Sink = Arc<dyn Fn(LoadEvent) + Send + Sync>;
 
-async fn run(cfg: GeneratorConfig, ctx: Arc<Ctx>, cancel: CancellationToken, started: Instant, sink: Sink) -> Summary {
+/// Tasks of a run: tracked (to wait for them) and abortable.
+#[derive(Clone)]
+struct Tracked {
+    tracker: TaskTracker,
+    abort: CancellationToken,
+}
+
+impl Tracked {
+    fn wrap(&self, f: impl Future<Output = ()> + Send + 'static) -> impl Future<Output = ()> + Send + 'static {
+        let abort = self.abort.clone();
+        self.tracker.track_future(async move {
+            tokio::select! {
+                _ = abort.cancelled() => {}
+                _ = f => {}
+            }
+        })
+    }
+
+    /// On the current thread's runtime (a pool thread).
+    fn spawn_here(&self, f: impl Future<Output = ()> + Send + 'static) {
+        tokio::spawn(self.wrap(f));
+    }
+}
+
+async fn run(
+    cfg: GeneratorConfig,
+    ctx: Arc<Ctx>,
+    pool: Pool,
+    tracker: TaskTracker,
+    cancel: CancellationToken,
+    started: Instant,
+    sink: Sink,
+) -> Summary {
     let pacer = Pacer::new(cfg.schedule.clone(), cfg.limit_s);
     let done = CancellationToken::new();
     let target = target_fn(&cfg, &pacer);
     let reporter = tokio::spawn(report_seconds(ctx.clone(), started, done.clone(), target.clone(), sink.clone()));
-    let mut workers = JoinSet::new();
+    // Slots run on the pool's threads; `tracker` waits for them, `abort` ends them.
+    let abort = CancellationToken::new();
+    let tracked = Tracked { tracker: tracker.clone(), abort: abort.clone() };
+    let mut pool = pool;
     if cfg.closed_loop {
         let deadline = started + Duration::from_secs_f64(cfg.limit_s);
         for _ in 0..cfg.concurrency {
             let (ctx, cancel) = (ctx.clone(), cancel.clone());
-            workers.spawn(async move {
+            pool.spawn(tracked.wrap(async move {
                 let mut conn = Conn::default();
                 let mut timer = Box::pin(tokio::time::sleep(Duration::ZERO));
                 while !cancel.is_cancelled() && Instant::now() < deadline {
                     let now = Instant::now();
                     ctx.one(&mut conn, &mut timer, now).await;
                 }
-            });
+            }));
         }
         tokio::select! {
             _ = cancel.cancelled() => {}
             _ = tokio::time::sleep_until(deadline.into()) => {}
         }
     } else {
-        dispatch(&cfg, pacer, &ctx, &cancel, started, &mut workers).await;
+        // Each thread paces its share of the requests (every n-th) with its share of the
+        // connections, so a request never crosses threads.
+        let n = pool.threads();
+        for k in 0..n {
+            let cap = cfg.concurrency / n + usize::from(k < cfg.concurrency % n);
+            let share = pacer.clone().share(k as u64, n as u64);
+            let job = dispatch(share, cap, cfg.timeout, ctx.clone(), cancel.clone(), started, tracked.clone());
+            pool.spawn(tracked.wrap(job));
+        }
     }
+    drop(pool);
+    tracker.close();
     // In flight: the natural end waits for every answer (each is bounded by the timeout);
     // a stop gives them a short grace.
     if cancel.is_cancelled() {
         let grace = cfg.timeout.min(Duration::from_secs(1));
-        let all = async { while workers.join_next().await.is_some() {} };
-        if tokio::time::timeout(grace, all).await.is_err() {
-            workers.abort_all();
-            while workers.join_next().await.is_some() {}
+        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+            abort.cancel();
+            tracker.wait().await;
             let n = ctx.in_flight.swap(0, Ordering::Relaxed);
             ctx.stats().window(Instant::now()).counts.cancelled += n;
         }
     } else {
-        while workers.join_next().await.is_some() {}
+        tracker.wait().await;
     }
     done.cancel();
     let _ = reporter.await;
@@ -375,12 +429,13 @@ async fn report_seconds(
 
 /// The open loop: hand each request to an idle slot at its scheduled time.
 async fn dispatch(
-    cfg: &GeneratorConfig,
     mut pacer: Pacer,
-    ctx: &Arc<Ctx>,
-    cancel: &CancellationToken,
+    cap: usize,
+    timeout: Duration,
+    ctx: Arc<Ctx>,
+    cancel: CancellationToken,
     started: Instant,
-    workers: &mut JoinSet<()>,
+    tracked: Tracked,
 ) {
     let (idle_tx, mut idle_rx) = mpsc::unbounded_channel::<usize>();
     let mut slots: Vec<mpsc::Sender<Instant>> = Vec::new();
@@ -401,11 +456,11 @@ async fn dispatch(
         }
         let slot = if let Some(i) = idle.pop() {
             i
-        } else if slots.len() < cfg.concurrency {
+        } else if slots.len() < cap {
             let (tx, rx) = mpsc::channel::<Instant>(1);
             let i = slots.len();
             slots.push(tx);
-            workers.spawn(slot_worker(i, rx, idle_tx.clone(), ctx.clone()));
+            tracked.spawn_here(slot_worker(i, rx, idle_tx.clone(), ctx.clone()));
             i
         } else {
             // Every connection is busy: wait for one, at most until the request is a timeout
@@ -413,7 +468,7 @@ async fn dispatch(
             let waited = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
-                r = tokio::time::timeout_at((due + cfg.timeout).into(), idle_rx.recv()) => r,
+                r = tokio::time::timeout_at((due + timeout).into(), idle_rx.recv()) => r,
             };
             match waited {
                 Ok(Some(i)) => {
@@ -423,7 +478,7 @@ async fn dispatch(
                 Ok(None) => break,
                 Err(_) => {
                     let now = Instant::now();
-                    let behind = now.saturating_duration_since(started).saturating_sub(cfg.timeout);
+                    let behind = now.saturating_duration_since(started).saturating_sub(timeout);
                     let n = 1 + pacer.skip_until(behind.as_secs_f64());
                     ctx.stats().window(now).counts.dropped += n;
                     continue;

@@ -2,6 +2,7 @@
 pub mod client;
 pub mod generator;
 pub mod pacer;
+pub mod pool;
 pub mod schedule;
 pub mod stats;
 pub mod task;

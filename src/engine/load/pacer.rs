@@ -11,8 +11,10 @@ use super::Schedule;
 pub struct Pacer {
     schedule: Schedule,
     limit_s: f64,
-    /// Requests handed out so far.
-    n: u64,
+    /// The number of the next request to hand out (from 1).
+    next: u64,
+    /// Hand out every `stride`-th request (one share of a run split across threads).
+    stride: u64,
     /// The last due time (lower bound for the next).
     last_t: f64,
     cursor: Cursor,
@@ -33,7 +35,14 @@ const EPS: f64 = 1e-9;
 impl Pacer {
     /// `limit_s`: stop at this time even if the schedule goes on (`f64::INFINITY`: its end).
     pub fn new(schedule: Schedule, limit_s: f64) -> Self {
-        Self { schedule, limit_s, n: 0, last_t: 0.0, cursor: Cursor::default() }
+        Self { schedule, limit_s, next: 1, stride: 1, last_t: 0.0, cursor: Cursor::default() }
+    }
+
+    /// Share `k` of `of` (0-based): requests k+1, k+1+of, k+1+2·of, …
+    pub fn share(mut self, k: u64, of: u64) -> Self {
+        self.stride = of.max(1);
+        self.next = k.min(self.stride - 1) + 1;
+        self
     }
 
     pub fn schedule(&self) -> &Schedule {
@@ -50,32 +59,27 @@ impl Pacer {
         self.schedule.integral(self.end_s())
     }
 
-    /// Requests handed out so far.
-    pub fn count(&self) -> u64 {
-        self.n
-    }
-
-    /// Seconds after the start at which the next request is due, or `None` past the end.
+    /// Seconds after the start at which this share's next request is due, or `None` past the end.
     pub fn next_due(&mut self) -> Option<f64> {
-        let n = self.n + 1;
+        let n = self.next;
         let t = self.time_of(n as f64)?;
         if t > self.end_s() + 1e-9 {
             return None;
         }
-        self.n = n;
+        self.next = n + self.stride;
         self.last_t = t;
         Some(t)
     }
 
-    /// Skip every request due before `t` (they are dropped); returns how many were skipped.
+    /// Skip this share's requests due by `t` (they are dropped); returns how many were skipped.
     pub fn skip_until(&mut self, t: f64) -> u64 {
         let t = t.min(self.end_s());
         let due = (self.schedule.integral(t) + EPS).floor();
-        if !due.is_finite() || due <= self.n as f64 {
+        if !due.is_finite() || due < self.next as f64 {
             return 0;
         }
-        let skipped = due as u64 - self.n;
-        self.n = due as u64;
+        let skipped = (due as u64 - self.next) / self.stride + 1;
+        self.next += skipped * self.stride;
         self.last_t = self.last_t.max(t);
         skipped
     }
@@ -186,6 +190,24 @@ mod tests {
                 prev = *t;
             }
         }
+    }
+
+    #[test]
+    fn shares_split_a_run_exactly() {
+        let s = Schedule::Ramp { start_rps: 100.0, end_rps: 1100.0, ramp_s: 10.0, hold_s: 0.0 };
+        let whole = all_due(s.clone(), f64::INFINITY);
+        let mut parts: Vec<f64> = (0..3)
+            .flat_map(|k| {
+                let mut p = Pacer::new(s.clone(), f64::INFINITY).share(k, 3);
+                std::iter::from_fn(move || p.next_due()).collect::<Vec<_>>()
+            })
+            .collect();
+        parts.sort_by(f64::total_cmp);
+        assert_eq!(parts, whole);
+        let mut p = Pacer::new(Schedule::Constant { rps: 10.0, duration_s: 10.0 }, f64::INFINITY).share(1, 2);
+        assert_eq!(p.next_due(), Some(0.2));
+        assert_eq!(p.skip_until(1.05), 4, "requests 4, 6, 8 and 10 of share 1");
+        assert_eq!(p.next_due(), Some(1.2));
     }
 
     #[test]
