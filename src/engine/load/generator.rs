@@ -110,22 +110,90 @@ pub struct Summary {
     pub errors_by_kind: BTreeMap<String, u64>,
 }
 
-/// The state the generator's tasks share.
-struct Ctx {
-    client: Client,
+/// One thread's aggregates: only its own slots write here, so the lock is never contended per
+/// request; aligned so that two threads' counters never share a cache line.
+#[repr(align(128))]
+struct Shard {
     stats: Mutex<Stats>,
-    errors: Mutex<BTreeMap<String, u64>>,
     in_flight: AtomicU64,
-    opened: AtomicU64,
-    timeout: Duration,
 }
 
-impl Ctx {
+impl Shard {
     fn stats(&self) -> MutexGuard<'_, Stats> {
         match self.stats.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         }
+    }
+}
+
+/// The state the generator's tasks share.
+struct Ctx {
+    client: Client,
+    /// One per pool thread.
+    shards: Vec<Shard>,
+    errors: Mutex<BTreeMap<String, u64>>,
+    opened: AtomicU64,
+    timeout: Duration,
+}
+
+impl Ctx {
+    fn shard(&self, i: usize) -> &Shard {
+        &self.shards[i % self.shards.len()]
+    }
+
+    fn in_flight(&self) -> u64 {
+        self.shards.iter().map(|s| s.in_flight.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Close the seconds before `upto` in every shard; each second's windows merged.
+    fn close_until(&self, upto: u64, target: impl Fn(u64) -> Option<f64>) -> Vec<(u64, Aggregate)> {
+        let mut merged: Vec<(u64, Aggregate)> = Vec::new();
+        for (i, sh) in self.shards.iter().enumerate() {
+            let mut st = sh.stats();
+            let closed = st.close_until(upto, &target);
+            if i == 0 {
+                merged = closed;
+                continue;
+            }
+            for (sec, w) in closed {
+                match merged.iter_mut().find(|(s, _)| *s == sec) {
+                    Some((_, m)) => {
+                        m.counts.add(&w.counts);
+                        m.latency.add(&w.latency);
+                        m.service.add(&w.service);
+                    }
+                    None => merged.push((sec, w.clone())),
+                }
+                st.recycle(w);
+            }
+        }
+        merged.sort_by_key(|(s, _)| *s);
+        merged
+    }
+
+    /// Every shard's interval, merged (and restarted).
+    fn take_interval(&self) -> Aggregate {
+        let mut all = Aggregate::default();
+        let mut seconds = 0;
+        for sh in &self.shards {
+            let a = sh.stats().take_interval();
+            seconds = seconds.max(a.seconds);
+            all.add(&a);
+        }
+        // The shards' seconds are the same seconds: count them once.
+        all.target /= self.shards.len().max(1) as f64;
+        all.seconds = seconds;
+        all
+    }
+
+    /// Every shard's totals, merged.
+    fn total(&self) -> Aggregate {
+        let mut all = Aggregate::default();
+        for sh in &self.shards {
+            all.add(&sh.stats().total);
+        }
+        all
     }
 
     fn error(&self, what: String) {
@@ -140,12 +208,13 @@ impl Ctx {
         }
     }
 
-    /// One request on `conn`, due at `due`; everything recorded. `timer` is the slot's timeout
-    /// timer, reset for each request (no allocation per request).
-    async fn one(&self, conn: &mut Conn, timer: &mut Pin<Box<Sleep>>, due: Instant) {
+    /// One request on `conn`, due at `due`; everything recorded in `shard` (the thread's).
+    /// `timer` is the slot's timeout timer, reset for each request (no allocation per request).
+    async fn one(&self, shard: usize, conn: &mut Conn, timer: &mut Pin<Box<Sleep>>, due: Instant) {
+        let sh = self.shard(shard);
         let sent = Instant::now();
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        self.stats().window(sent).counts.sent += 1;
+        sh.in_flight.fetch_add(1, Ordering::Relaxed);
+        sh.stats().window(sent).counts.sent += 1;
         let before = conn.opened;
         timer.as_mut().reset((sent + self.timeout).into());
         let result = tokio::select! {
@@ -154,11 +223,13 @@ impl Ctx {
             _ = timer.as_mut() => Err(()),
         };
         let done = Instant::now();
-        self.opened.fetch_add(conn.opened - before, Ordering::Relaxed);
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if conn.opened != before {
+            self.opened.fetch_add(conn.opened - before, Ordering::Relaxed);
+        }
+        sh.in_flight.fetch_sub(1, Ordering::Relaxed);
         let mut err = None;
         {
-            let mut st = self.stats();
+            let mut st = sh.stats();
             let w = st.window(done);
             match &result {
                 Ok(Ok(status)) => {
@@ -222,9 +293,10 @@ impl LoadRun {
         let started = Instant::now();
         let ctx = Arc::new(Ctx {
             client,
-            stats: Mutex::new(Stats::new(started)),
+            shards: (0..pool.threads())
+                .map(|_| Shard { stats: Mutex::new(Stats::new(started)), in_flight: AtomicU64::new(0) })
+                .collect(),
             errors: Mutex::new(BTreeMap::new()),
-            in_flight: AtomicU64::new(0),
             opened: AtomicU64::new(0),
             timeout: cfg.timeout,
         });
@@ -253,7 +325,7 @@ impl LoadRun {
 
     /// The seconds closed since the last call (per control tick).
     pub fn take_interval(&self) -> Aggregate {
-        self.ctx.stats().take_interval()
+        self.ctx.take_interval()
     }
 
     pub fn closed_loop(&self) -> bool {
@@ -308,19 +380,22 @@ async fn run(
     // Slots run on the pool's threads; `tracker` waits for them, `abort` ends them.
     let abort = CancellationToken::new();
     let tracked = Tracked { tracker: tracker.clone(), abort: abort.clone() };
-    let mut pool = pool;
     if cfg.closed_loop {
         let deadline = started + Duration::from_secs_f64(cfg.limit_s);
-        for _ in 0..cfg.concurrency {
+        for i in 0..cfg.concurrency {
             let (ctx, cancel) = (ctx.clone(), cancel.clone());
-            pool.spawn(tracked.wrap(async move {
-                let mut conn = Conn::default();
-                let mut timer = Box::pin(tokio::time::sleep(Duration::ZERO));
-                while !cancel.is_cancelled() && Instant::now() < deadline {
-                    let now = Instant::now();
-                    ctx.one(&mut conn, &mut timer, now).await;
-                }
-            }));
+            let shard = i % pool.threads();
+            pool.spawn_on(
+                shard,
+                tracked.wrap(async move {
+                    let mut conn = Conn::default();
+                    let mut timer = Box::pin(tokio::time::sleep(Duration::ZERO));
+                    while !cancel.is_cancelled() && Instant::now() < deadline {
+                        let now = Instant::now();
+                        ctx.one(shard, &mut conn, &mut timer, now).await;
+                    }
+                }),
+            );
         }
         tokio::select! {
             _ = cancel.cancelled() => {}
@@ -333,8 +408,8 @@ async fn run(
         for k in 0..n {
             let cap = cfg.concurrency / n + usize::from(k < cfg.concurrency % n);
             let share = pacer.clone().share(k as u64, n as u64);
-            let job = dispatch(share, cap, cfg.timeout, ctx.clone(), cancel.clone(), started, tracked.clone());
-            pool.spawn(tracked.wrap(job));
+            let job = dispatch(k, share, cap, cfg.timeout, ctx.clone(), cancel.clone(), started, tracked.clone());
+            pool.spawn_on(k, tracked.wrap(job));
         }
     }
     drop(pool);
@@ -346,8 +421,10 @@ async fn run(
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
             abort.cancel();
             tracker.wait().await;
-            let n = ctx.in_flight.swap(0, Ordering::Relaxed);
-            ctx.stats().window(Instant::now()).counts.cancelled += n;
+            for sh in &ctx.shards {
+                let n = sh.in_flight.swap(0, Ordering::Relaxed);
+                sh.stats().window(Instant::now()).counts.cancelled += n;
+            }
         }
     } else {
         tracker.wait().await;
@@ -356,12 +433,12 @@ async fn run(
     let _ = reporter.await;
     let elapsed = started.elapsed();
     let last = elapsed.as_secs_f64().ceil() as u64;
-    let closed = ctx.stats().close_until(last.max(1), |k| target(k));
+    let closed = ctx.close_until(last.max(1), |k| target(k));
     for (sec, w) in closed {
         let span = (elapsed.as_secs_f64() - sec as f64).clamp(0.0, 1.0);
-        let r = second_report(sec, &w, &target, ctx.in_flight.load(Ordering::Relaxed), span);
+        let r = second_report(sec, &w, &target, ctx.in_flight(), span);
         sink(LoadEvent::Second(r));
-        ctx.stats().recycle(w);
+        ctx.shard(0).stats().recycle(w);
     }
     let summary = summarize(&cfg, &ctx, elapsed.as_secs_f64(), cancel.is_cancelled());
     sink(LoadEvent::Finished(Box::new(summary.clone())));
@@ -417,11 +494,11 @@ async fn report_seconds(
             _ = tokio::time::sleep_until(at.into()) => {}
         }
         let now_sec = started.elapsed().saturating_sub(CLOSE_GRACE).as_secs();
-        let closed = ctx.stats().close_until(now_sec, |s| target(s));
-        let in_flight = ctx.in_flight.load(Ordering::Relaxed);
+        let closed = ctx.close_until(now_sec, |s| target(s));
+        let in_flight = ctx.in_flight();
         for (sec, w) in closed {
             sink(LoadEvent::Second(second_report(sec, &w, &target, in_flight, 1.0)));
-            ctx.stats().recycle(w);
+            ctx.shard(0).stats().recycle(w);
         }
         k = now_sec.max(k) + 1;
     }
@@ -429,6 +506,7 @@ async fn report_seconds(
 
 /// The open loop: hand each request to an idle slot at its scheduled time.
 async fn dispatch(
+    shard: usize,
     mut pacer: Pacer,
     cap: usize,
     timeout: Duration,
@@ -460,7 +538,7 @@ async fn dispatch(
             let (tx, rx) = mpsc::channel::<Instant>(1);
             let i = slots.len();
             slots.push(tx);
-            tracked.spawn_here(slot_worker(i, rx, idle_tx.clone(), ctx.clone()));
+            tracked.spawn_here(slot_worker(shard, i, rx, idle_tx.clone(), ctx.clone()));
             i
         } else {
             // Every connection is busy: wait for one, at most until the request is a timeout
@@ -472,7 +550,7 @@ async fn dispatch(
             };
             match waited {
                 Ok(Some(i)) => {
-                    ctx.stats().window(Instant::now()).counts.late += 1;
+                    ctx.shard(shard).stats().window(Instant::now()).counts.late += 1;
                     i
                 }
                 Ok(None) => break,
@@ -480,7 +558,7 @@ async fn dispatch(
                     let now = Instant::now();
                     let behind = now.saturating_duration_since(started).saturating_sub(timeout);
                     let n = 1 + pacer.skip_until(behind.as_secs_f64());
-                    ctx.stats().window(now).counts.dropped += n;
+                    ctx.shard(shard).stats().window(now).counts.dropped += n;
                     continue;
                 }
             }
@@ -489,17 +567,23 @@ async fn dispatch(
             && tx.try_send(due).is_err()
         {
             // The slot ended (cannot happen while the dispatcher holds its sender); count it.
-            ctx.stats().window(Instant::now()).counts.dropped += 1;
+            ctx.shard(shard).stats().window(Instant::now()).counts.dropped += 1;
         }
     }
 }
 
 /// A connection slot: one keep-alive connection, one request at a time.
-async fn slot_worker(id: usize, mut rx: mpsc::Receiver<Instant>, idle: mpsc::UnboundedSender<usize>, ctx: Arc<Ctx>) {
+async fn slot_worker(
+    shard: usize,
+    id: usize,
+    mut rx: mpsc::Receiver<Instant>,
+    idle: mpsc::UnboundedSender<usize>,
+    ctx: Arc<Ctx>,
+) {
     let mut conn = Conn::default();
     let mut timer = Box::pin(tokio::time::sleep(Duration::ZERO));
     while let Some(due) = rx.recv().await {
-        ctx.one(&mut conn, &mut timer, due).await;
+        ctx.one(shard, &mut conn, &mut timer, due).await;
         if idle.send(id).is_err() {
             break;
         }
@@ -507,8 +591,8 @@ async fn slot_worker(id: usize, mut rx: mpsc::Receiver<Instant>, idle: mpsc::Unb
 }
 
 fn summarize(cfg: &GeneratorConfig, ctx: &Ctx, elapsed_s: f64, stopped: bool) -> Summary {
-    let st = ctx.stats();
-    let t = &st.total;
+    let total = ctx.total();
+    let t = &total;
     let planned = (!cfg.closed_loop).then(|| {
         let end = cfg.length_s().min(elapsed_s);
         (cfg.schedule.integral(end) + 1e-9).floor() as u64

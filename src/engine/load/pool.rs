@@ -14,7 +14,6 @@ type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 pub struct Pool {
     threads: Vec<mpsc::UnboundedSender<Job>>,
-    next: usize,
 }
 
 impl Pool {
@@ -53,18 +52,15 @@ impl Pool {
                 .map_err(|e| format!("cannot start a load thread: {e}"))?;
             threads.push(tx);
         }
-        Ok(Self { threads, next: 0 })
+        Ok(Self { threads })
     }
 
     pub fn threads(&self) -> usize {
         self.threads.len()
     }
 
-    /// Run `job` on the next thread (round robin). The thread ends when the pool is dropped and
-    /// its jobs are done.
-    pub fn spawn(&mut self, job: impl Future<Output = ()> + Send + 'static) {
-        let i = self.next % self.threads.len();
-        self.next = self.next.wrapping_add(1);
-        let _ = self.threads[i].send(Box::pin(job));
+    /// Run `job` on thread `i` (modulo the count).
+    pub fn spawn_on(&self, i: usize, job: impl Future<Output = ()> + Send + 'static) {
+        let _ = self.threads[i % self.threads.len()].send(Box::pin(job));
     }
 }
