@@ -408,7 +408,7 @@ async fn run(
         for k in 0..n {
             let cap = cfg.concurrency / n + usize::from(k < cfg.concurrency % n);
             let share = pacer.clone().share(k as u64, n as u64);
-            let job = dispatch(k, share, cap, cfg.timeout, ctx.clone(), cancel.clone(), started, tracked.clone());
+            let job = dispatch(k, share, cap, ctx.clone(), cancel.clone(), started, tracked.clone());
             pool.spawn_on(k, tracked.wrap(job));
         }
     }
@@ -509,12 +509,12 @@ async fn dispatch(
     shard: usize,
     mut pacer: Pacer,
     cap: usize,
-    timeout: Duration,
     ctx: Arc<Ctx>,
     cancel: CancellationToken,
     started: Instant,
     tracked: Tracked,
 ) {
+    let timeout = ctx.timeout;
     let (idle_tx, mut idle_rx) = mpsc::unbounded_channel::<usize>();
     let mut slots: Vec<mpsc::Sender<Instant>> = Vec::new();
     let mut idle: Vec<usize> = Vec::new();
