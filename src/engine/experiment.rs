@@ -572,6 +572,14 @@ impl Experiment {
                 None => self.cluster.load_target().await.map_err(|e| format!("no load target: {e}")),
             }
         };
+        if let (Backend::Sim, crate::config::Speed::Factor(f)) = (self.cfg.cluster.backend, self.clock.speed())
+            && (f - 1.0).abs() > 1e-9
+            && url.is_ok()
+        {
+            self.send(EngineEvent::Notice(format!(
+                "the simulator runs at {f}x real time: it sees the load generator's real request rate divided by {f}"
+            )));
+        }
         let news = self.loads.start(id, params, url, origin).await;
         self.task_news(news);
     }
