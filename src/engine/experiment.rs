@@ -487,7 +487,9 @@ impl Experiment {
             EngineCommand::SetMode(m) => self.set_mode(m, "key").await,
             EngineCommand::StartStress(p) => self.start_stress(p, "key").await,
             EngineCommand::StopTask(id) if self.loads.has(id) => {
-                self.loads.stop(id);
+                if let Some(status) = self.loads.stop(id) {
+                    self.send(EngineEvent::Task(status));
+                }
             }
             EngineCommand::StopTask(id) => self.stop_task(id).await,
             EngineCommand::AskAdvisor => {

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::time::Sleep;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 
 use super::Schedule;
@@ -255,9 +255,10 @@ impl Ctx {
     }
 }
 
-/// A running generator.
+/// A running generator. Dropping it stops the run.
 pub struct LoadRun {
     cancel: CancellationToken,
+    cancel_on_drop: DropGuard,
     ctx: Arc<Ctx>,
     closed_loop: bool,
     started: Instant,
@@ -304,7 +305,8 @@ impl LoadRun {
         let length_s = cfg.length_s();
         let closed_loop = cfg.closed_loop;
         let join = tokio::spawn(run(cfg, ctx.clone(), pool, tracker, cancel.clone(), started, Arc::new(sink)));
-        Ok(LoadRun { cancel, ctx, closed_loop, started, length_s, join })
+        let cancel_on_drop = cancel.clone().drop_guard();
+        Ok(LoadRun { cancel, cancel_on_drop, ctx, closed_loop, started, length_s, join })
     }
 
     /// Stop sending; requests in flight get a short grace, then count as cancelled.
@@ -334,7 +336,10 @@ impl LoadRun {
 
     /// Wait for the end (after [`LoadRun::stop`], or the schedule's end).
     pub async fn finish(self) -> Result<Summary, String> {
-        self.join.await.map_err(|e| format!("the load generator failed: {e}"))
+        let LoadRun { join, cancel_on_drop, .. } = self;
+        let out = join.await.map_err(|e| format!("the load generator failed: {e}"));
+        cancel_on_drop.disarm();
+        out
     }
 }
 
@@ -415,19 +420,20 @@ async fn run(
     drop(pool);
     tracker.close();
     // In flight: the natural end waits for every answer (each is bounded by the timeout);
-    // a stop gives them a short grace.
-    if cancel.is_cancelled() {
-        let grace = cfg.timeout.min(Duration::from_secs(1));
-        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
-            abort.cancel();
-            tracker.wait().await;
-            for sh in &ctx.shards {
-                let n = sh.in_flight.swap(0, Ordering::Relaxed);
-                sh.stats().window(Instant::now()).counts.cancelled += n;
+    // a stop gives them a short grace, then ends them (counted as cancelled).
+    tokio::select! {
+        _ = tracker.wait() => {}
+        _ = cancel.cancelled() => {
+            let grace = cfg.timeout.min(Duration::from_secs(1));
+            if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+                abort.cancel();
+                tracker.wait().await;
+                for sh in &ctx.shards {
+                    let n = sh.in_flight.swap(0, Ordering::Relaxed);
+                    sh.stats().window(Instant::now()).counts.cancelled += n;
+                }
             }
         }
-    } else {
-        tracker.wait().await;
     }
     done.cancel();
     let _ = reporter.await;
@@ -737,6 +743,23 @@ mod tests {
         let sum = run.finish().await.expect("summary");
         assert!(sum.stopped_early);
         assert!(sum.counts.sent >= 30 && sum.counts.sent <= 70, "{:?}", sum.counts);
+        stop.cancel();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stop_gives_requests_in_flight_a_short_grace() {
+        let (url, stop) = server(Duration::from_secs(3)).await;
+        let run = LoadRun::start(cfg(url, Schedule::Constant { rps: 10.0, duration_s: f64::INFINITY }), |_| {})
+            .await
+            .expect("starts");
+        tokio::time::sleep(Duration::from_millis(550)).await;
+        let t0 = Instant::now();
+        run.stop();
+        let sum = run.finish().await.expect("summary");
+        assert!(t0.elapsed() < Duration::from_millis(2500), "did not wait for the 3 s answers");
+        assert!(sum.stopped_early);
+        assert_eq!(sum.counts.cancelled, sum.counts.sent, "{:?}", sum.counts);
+        assert!(sum.counts.sent >= 3, "{:?}", sum.counts);
         stop.cancel();
     }
 

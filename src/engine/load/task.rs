@@ -137,16 +137,14 @@ impl LoadTasks {
         }
     }
 
-    /// Ask a task to stop (its `Finished` report follows). `false`: no such task.
-    pub fn stop(&mut self, id: TaskId) -> bool {
-        match self.entries.iter_mut().find(|e| e.id == id) {
-            Some(e) => {
-                e.stopping = true;
-                e.run.stop();
-                true
-            }
-            None => false,
+    /// Ask a task to stop (its `Finished` report follows); returns its status now.
+    pub fn stop(&mut self, id: TaskId) -> Option<TaskStatus> {
+        let e = self.entries.iter_mut().find(|e| e.id == id)?;
+        if e.summary.is_none() {
+            e.stopping = true;
+            e.run.stop();
         }
+        Some(status(e))
     }
 
     /// The `load_*` columns of a tick: the seconds closed since the last tick, over all tasks.
