@@ -89,7 +89,6 @@ pub struct HyperTarget {
 
 impl Client {
     /// Build the client: resolves the host once (hyper) or builds a pool (reqwest).
-    /// reqwest needs a rustls crypto provider installed first (`main` installs ring's).
     pub async fn new(spec: RequestSpec, kind: ClientKind, concurrency: usize) -> Result<Self, String> {
         let kind = if spec.is_https() { ClientKind::Reqwest } else { kind };
         match kind {
@@ -119,6 +118,8 @@ impl Client {
                 Ok(Client::Hyper(Arc::new(HyperTarget { spec, addrs, path, host })))
             }
             ClientKind::Reqwest => {
+                // reqwest is built without a default crypto provider; ring's (idempotent).
+                let _ = rustls::crypto::ring::default_provider().install_default();
                 let client = reqwest::Client::builder()
                     .http1_only()
                     .tcp_nodelay(true)

@@ -763,6 +763,44 @@ mod tests {
         stop.cancel();
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_reqwest_client_sends_method_headers_and_body() {
+        // A server that echoes what it got into the status: 201 for POST with the header and body.
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
+        let url = format!("http://{}/p?q=1", listener.local_addr().expect("addr"));
+        let app = axum::Router::new().fallback(
+            |m: axum::http::Method, uri: axum::http::Uri, h: axum::http::HeaderMap, body: String| async move {
+                let ok = m == axum::http::Method::POST
+                    && uri.path() == "/p"
+                    && uri.query() == Some("q=1")
+                    && h.get("x-test").is_some_and(|v| v == "yes")
+                    && body == "{\"a\":1}";
+                if ok { axum::http::StatusCode::CREATED } else { axum::http::StatusCode::BAD_REQUEST }
+            },
+        );
+        let stop = CancellationToken::new();
+        let c = stop.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).with_graceful_shutdown(c.cancelled_owned()).await;
+        });
+        for client in [ClientKind::Hyper, ClientKind::Reqwest] {
+            let mut c = cfg(url.clone(), Schedule::Constant { rps: 20.0, duration_s: 0.5 });
+            c.method = "post".into();
+            c.headers = vec![("X-Test".into(), "yes".into())];
+            c.body = Some("{\"a\":1}".into());
+            c.client = client;
+            let (sum, _) = run_to_end(c).await;
+            assert_eq!(sum.client, client);
+            assert_eq!(
+                (sum.counts.sent, sum.counts.status[1], sum.counts.failed()),
+                (10, 10, 0),
+                "{client:?}: {:?}",
+                sum.counts
+            );
+        }
+        stop.cancel();
+    }
+
     #[tokio::test]
     async fn bad_requests_are_refused_before_starting() {
         assert!(
