@@ -219,23 +219,41 @@ fn live_lines_summary_and_a_dead_target() {
 #[test]
 fn sigterm_stops_early_with_a_summary_and_the_simulator_is_the_default_target() {
     // No --url: the simulated cluster's endpoint.
-    let child = bin()
+    let mut child = bin()
         .args(["load", "--rps", "40", "--duration", "0", "--json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("starts");
-    std::thread::sleep(Duration::from_millis(2500));
+    // Two live lines (on stderr with --json), then SIGTERM.
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    wait_for_lines(&mut stderr, "t=", 2);
     let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().expect("kill");
     assert!(status.success());
     let out = child.wait_with_output().expect("exits");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "exit status {:?}", out.status);
     let v: Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
     let sum = &v["summary"];
     assert_eq!(sum["stopped_early"], true);
     assert!(sum["url"].as_str().expect("url").starts_with("http://127.0.0.1:"), "{sum}");
     assert!(u(&sum["counts"]["responses"]) >= 40, "{sum}");
     assert_eq!(u(&sum["counts"]["status"][1]), u(&sum["counts"]["responses"]), "the simulator answered 200");
+}
+
+/// Read lines until `n` of them start with `prefix`; returns what was read.
+fn wait_for_lines(r: &mut impl std::io::BufRead, prefix: &str, n: usize) -> String {
+    let mut text = String::new();
+    let mut seen = 0;
+    while seen < n {
+        let mut line = String::new();
+        let got = r.read_line(&mut line).expect("read");
+        assert!(got > 0, "ended before {n} lines starting with {prefix:?}: {text}");
+        if line.starts_with(prefix) {
+            seen += 1;
+        }
+        text.push_str(&line);
+    }
+    text
 }
 
 /// `t=   30s cpu stress: …` lines: (elapsed, replicas spec, per-pod CPU values).
@@ -303,17 +321,19 @@ fn stress_cpu_and_memory_on_the_simulator() {
 
 #[test]
 fn stress_stops_and_cleans_up_on_sigterm() {
-    let child = bin()
+    let mut child = bin()
         .args(["stress", "memory", "--mb", "55", "--duration", "0"])
         .stdout(Stdio::piped())
         .spawn()
         .expect("starts");
-    std::thread::sleep(Duration::from_millis(1500));
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut text = wait_for_lines(&mut stdout, "t=", 1);
+    std::thread::sleep(Duration::from_millis(200));
     let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().expect("kill");
     assert!(status.success());
     let out = child.wait_with_output().expect("exits");
     assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
+    std::io::Read::read_to_string(&mut stdout, &mut text).expect("rest of the output");
     assert!(text.contains("memory stress stopped") && text.contains("stopped after"), "{text}");
     assert_eq!(text.matches("/dev/shm has 64 MiB free").count(), 3, "{text}");
 }

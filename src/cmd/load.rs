@@ -113,6 +113,7 @@ struct JsonOut<'a> {
 /// one was answered.
 pub async fn run(args: LoadArgs, mut cfg: Config, speed_flag: bool) -> Result<u8, String> {
     apply(&args, &mut cfg)?;
+    let mut signals = super::Signals::new();
     // Resolve the target: --url, load.url, else the cluster's (the simulator starts its endpoint).
     let mut _keep_cluster = None;
     let url = if !cfg.load.url.trim().is_empty() {
@@ -156,7 +157,7 @@ pub async fn run(args: LoadArgs, mut cfg: Config, speed_flag: bool) -> Result<u8
         gen_cfg.timeout.as_secs_f64()
     );
     let mut seconds = Vec::new();
-    let mut signals = 0;
+    let mut interrupts = 0;
     let summary = loop {
         tokio::select! {
             ev = rx.recv() => match ev {
@@ -171,9 +172,9 @@ pub async fn run(args: LoadArgs, mut cfg: Config, speed_flag: bool) -> Result<u8
                 Some(LoadEvent::Finished(s)) => break *s,
                 None => return Err("the load generator stopped without a summary".into()),
             },
-            _ = crate::headless::wait_signal() => {
-                signals += 1;
-                if signals > 1 {
+            _ = signals.recv() => {
+                interrupts += 1;
+                if interrupts > 1 {
                     std::process::exit(130);
                 }
                 let _ = writeln!(live, "scaletui load: stopping (again to force)…");

@@ -36,3 +36,58 @@ fn flag_error(key: &str, message: &str, flags: &[(&str, &str)]) -> String {
         None => format!("{key}: {message}"),
     }
 }
+
+/// Ctrl-C and SIGTERM, listened for from the moment this is created (so a signal that comes
+/// before the first wait is not lost to the default action).
+pub struct Signals {
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    pub fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Self { int: signal(SignalKind::interrupt()).ok(), term: signal(SignalKind::terminate()).ok() }
+        }
+        #[cfg(not(unix))]
+        {
+            Self {}
+        }
+    }
+
+    /// The next Ctrl-C or SIGTERM.
+    pub async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            match (&mut self.int, &mut self.term) {
+                (Some(i), Some(t)) => {
+                    tokio::select! {
+                        _ = i.recv() => {}
+                        _ = t.recv() => {}
+                    }
+                }
+                (Some(i), None) => {
+                    i.recv().await;
+                }
+                (None, Some(t)) => {
+                    t.recv().await;
+                }
+                (None, None) => crate::headless::wait_signal().await,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            crate::headless::wait_signal().await
+        }
+    }
+}
+
+impl Default for Signals {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -61,6 +61,7 @@ pub fn params(what: &StressCommand, cfg: &mut Config) -> Result<StressParams, St
 /// Run a stressor until its duration, Ctrl-C or SIGTERM.
 pub async fn run(what: StressCommand, mut cfg: Config, speed_flag: bool) -> Result<(), String> {
     let params = params(&what, &mut cfg)?;
+    let mut signals = super::Signals::new();
     let (cluster, _sim, clock) = super::cluster(&cfg, speed_flag).await?;
     let info = cluster.info();
     let kind = params.kind().as_str();
@@ -86,13 +87,11 @@ pub async fn run(what: StressCommand, mut cfg: Config, speed_flag: bool) -> Resu
     let _ = writeln!(out, "{}", progress(cluster.as_ref(), &task, clock.now() - start).await);
     let mut next_line = start + PROGRESS_EVERY_S;
     let mut interrupted = false;
-    let signal = crate::headless::wait_signal();
-    tokio::pin!(signal);
     while !task.state.finished() {
         let wake = task.next_wake().map_or(next_line, |w| w.min(next_line));
         tokio::select! {
             biased;
-            _ = &mut signal => {
+            _ = signals.recv() => {
                 interrupted = true;
                 break;
             }
@@ -111,8 +110,8 @@ pub async fn run(what: StressCommand, mut cfg: Config, speed_flag: bool) -> Resu
     }
     if interrupted {
         let _ = writeln!(out, "scaletui stress: stopping (again to force)…");
-        tokio::spawn(async {
-            crate::headless::wait_signal().await;
+        tokio::spawn(async move {
+            signals.recv().await;
             std::process::exit(130);
         });
     }
