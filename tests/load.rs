@@ -163,9 +163,8 @@ fn latency_from_the_scheduled_time_shows_a_stall_that_a_closed_loop_hides() {
     let sum = &v["summary"];
     let (lat, svc) = (&sum["latency"], &sum["service"]);
     assert_eq!(u(&sum["counts"]["sent"]), 1_200);
-    // About 96 wait (100 scheduled in the pause, 4 on the stuck connections); at least 40 even
-    // when the pause starts late on a busy machine.
-    assert!(u(&sum["counts"]["late"]) >= 40, "requests waited for a connection: {}", sum["counts"]);
+    // About 96 wait (100 scheduled in the pause, 4 on the stuck connections).
+    assert!(u(&sum["counts"]["late"]) >= 80, "requests waited for a connection: {}", sum["counts"]);
     assert!(f(&lat["p99_ms"]) >= 400.0, "p99 from the scheduled time reflects the stall: {lat}");
     assert!(f(&lat["p95_ms"]) >= 150.0, "{lat}");
     assert!(f(&svc["max_ms"]) >= 400.0, "the stuck requests saw it: {svc}");

@@ -34,6 +34,8 @@ use super::stats::{Aggregate, Counts, Percentiles, SecondReport, Stats};
 
 /// How long after a second ends it is closed (answers still arriving for it).
 const CLOSE_GRACE: Duration = Duration::from_millis(150);
+/// Fewest connection slots per load thread.
+const SLOTS_PER_THREAD: usize = 8;
 /// At most this many distinct error messages are counted separately.
 const MAX_ERROR_KINDS: usize = 16;
 
@@ -284,7 +286,9 @@ impl LoadRun {
         let spec = RequestSpec::new(&cfg.url, &cfg.method, &cfg.headers, cfg.body.as_deref())?;
         let client = Client::new(spec, cfg.client, cfg.concurrency).await?;
         let tracker = TaskTracker::new();
-        let pool = match Pool::new(cfg.concurrency, tracker.clone()) {
+        // A thread per core, but at least SLOTS_PER_THREAD connections each: a small cap stays
+        // one pool of connections (a request waits only when all of them are busy).
+        let pool = match Pool::new(cfg.concurrency.div_ceil(SLOTS_PER_THREAD), tracker.clone()) {
             Ok(p) => p,
             Err(e) => {
                 tracker.close();
@@ -524,6 +528,9 @@ async fn dispatch(
     let (idle_tx, mut idle_rx) = mpsc::unbounded_channel::<usize>();
     let mut slots: Vec<mpsc::Sender<Instant>> = Vec::new();
     let mut idle: Vec<usize> = Vec::new();
+    // The end of the last wait for a free connection: a request that fell due before it was
+    // held back by the cap (late), even if a connection is free when its turn comes.
+    let mut busy_until: Option<Instant> = None;
     while let Some(due_s) = pacer.next_due() {
         let due = started + Duration::from_secs_f64(due_s);
         if due > Instant::now() {
@@ -539,6 +546,9 @@ async fn dispatch(
             idle.push(i);
         }
         let slot = if let Some(i) = idle.pop() {
+            if busy_until.is_some_and(|b| due < b) {
+                ctx.shard(shard).stats().window(Instant::now()).counts.late += 1;
+            }
             i
         } else if slots.len() < cap {
             let (tx, rx) = mpsc::channel::<Instant>(1);
@@ -556,12 +566,15 @@ async fn dispatch(
             };
             match waited {
                 Ok(Some(i)) => {
-                    ctx.shard(shard).stats().window(Instant::now()).counts.late += 1;
+                    let now = Instant::now();
+                    busy_until = Some(now);
+                    ctx.shard(shard).stats().window(now).counts.late += 1;
                     i
                 }
                 Ok(None) => break,
                 Err(_) => {
                     let now = Instant::now();
+                    busy_until = Some(now);
                     let behind = now.saturating_duration_since(started).saturating_sub(timeout);
                     let n = 1 + pacer.skip_until(behind.as_secs_f64());
                     ctx.shard(shard).stats().window(now).counts.dropped += n;

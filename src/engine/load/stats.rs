@@ -117,7 +117,8 @@ pub struct Counts {
     pub errors: u64,
     /// No complete answer within the timeout.
     pub timeouts: u64,
-    /// Sent late because every connection was busy (the concurrency cap was reached).
+    /// Sent late because every connection was busy when it fell due (the concurrency cap was
+    /// reached): it waited for a connection, or for the requests queued before it.
     pub late: u64,
     /// Never sent: every connection stayed busy until the request was a timeout behind schedule.
     pub dropped: u64,
