@@ -95,16 +95,18 @@ scaletui_rate() { # args...; prints answers per second
 }
 
 if [ "$mode" = "throughput" ]; then
-  : > "$dir/wrk" ; : > "$dir/hyper" ; : > "$dir/reqwest"
+  : > "$dir/wrk" ; : > "$dir/hyper" ; : > "$dir/reqwest" ; : > "$dir/ratio"
   for r in $(seq "$ROUNDS"); do
     w=$(wrk -t"$cores" -c$CONNS -d"${SECS}s" "$url" | awk '/Requests\/sec/ {print $2}')
     h=$(scaletui_rate --max-rate --concurrency $CONNS --duration "$SECS")
     q=$(scaletui_rate --max-rate --concurrency $CONNS --duration "$SECS" --client reqwest)
-    echo "round $r: wrk $w req/s   scaletui (hyper) $h req/s   scaletui (reqwest) $q req/s"
-    echo "$w" >> "$dir/wrk"; echo "$h" >> "$dir/hyper"; echo "$q" >> "$dir/reqwest"
+    ratio=$(awk "BEGIN {printf \"%.2f\", $h/$w}")
+    echo "round $r: wrk $w req/s   scaletui (hyper) $h req/s (${ratio} x wrk)   scaletui (reqwest) $q req/s"
+    echo "$w" >> "$dir/wrk"; echo "$h" >> "$dir/hyper"; echo "$q" >> "$dir/reqwest"; echo "$ratio" >> "$dir/ratio"
   done
   w=$(median < "$dir/wrk"); h=$(median < "$dir/hyper"); q=$(median < "$dir/reqwest")
   echo "median at $CONNS connections: wrk $w req/s; scaletui load (hyper) $h req/s = $(awk "BEGIN {printf \"%.2f\", $h/$w}") x wrk; (reqwest) $q req/s = $(awk "BEGIN {printf \"%.2f\", $q/$w}") x wrk"
+  echo "median of the rounds' ratios (each pair run back to back): scaletui (hyper) $(median < "$dir/ratio") x wrk"
   target=$(awk "BEGIN {printf \"%d\", 0.8*$w}")
   "$BIN" load --url "$url" --json --rps "$target" --concurrency $CONNS --duration "$SECS" 2>/dev/null | python3 -c '
 import json, sys
