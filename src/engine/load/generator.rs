@@ -1,14 +1,17 @@
 //! The open-loop HTTP load generator.
 //!
-//! A dispatcher walks the schedule's send times ([`Pacer`]: request n is due when the integral
-//! of the rate reaches n) and sleeps until each **absolute** deadline, so errors never drift. At
-//! each deadline it hands the request to an idle connection slot; slots are opened lazily up to
-//! the concurrency cap, and each keeps one HTTP/1.1 keep-alive connection. When every slot is
-//! busy the request waits for one and counts as *late*; if none frees up before it is a timeout
-//! behind schedule it is *dropped* (never sent). Latency runs from the **scheduled** send time to
-//! the complete answer (coordinated-omission free, as in wrk2 and oha's latency correction);
-//! service time from the actual send. Everything lands in per-second windows ([`Stats`]) — no
-//! per-request storage.
+//! The run is split across the load threads ([`Pool`]: one single-threaded runtime per core,
+//! at least 8 connections each). Each thread's dispatcher walks its share of the schedule's send
+//! times ([`Pacer`]: request n is due when the integral of the rate reaches n; thread k of T
+//! takes requests k+1, k+1+T, …) and sleeps until each **absolute** deadline, so errors never
+//! drift. At each deadline it hands the request to an idle connection slot of its thread; slots
+//! are opened lazily up to the thread's share of the concurrency cap, and each keeps one HTTP/1.1
+//! keep-alive connection. A request that falls due while every slot is busy is *late* (sent as
+//! soon as one frees up); one still waiting a timeout after its time is *dropped* (never sent).
+//! Latency runs from the **scheduled** send time to the complete answer (coordinated-omission
+//! free, as in wrk2 and oha's latency correction); service time from the actual send.
+//! Everything lands in per-second windows ([`Stats`], one set per thread, merged each second) —
+//! no per-request storage.
 //!
 //! A closed-loop mode (`closed_loop`) measures the most a target serves: every slot sends its next
 //! request as soon as the previous answer arrives, for the run's length (like `wrk`).
