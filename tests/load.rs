@@ -162,6 +162,7 @@ fn latency_from_the_scheduled_time_shows_a_stall_that_a_closed_loop_hides() {
     let v = stalled_run("4");
     let sum = &v["summary"];
     let (lat, svc) = (&sum["latency"], &sum["service"]);
+    eprintln!("4 connections: counts {}\n  from scheduled: {lat}\n  from send: {svc}", sum["counts"]);
     assert_eq!(u(&sum["counts"]["sent"]), 1_200);
     // About 96 wait (100 scheduled in the pause, 4 on the stuck connections).
     assert!(u(&sum["counts"]["late"]) >= 80, "requests waited for a connection: {}", sum["counts"]);
@@ -173,6 +174,10 @@ fn latency_from_the_scheduled_time_shows_a_stall_that_a_closed_loop_hides() {
     // Enough connections: every request is sent on time and waits at the server.
     let v = stalled_run("256");
     let sum = &v["summary"];
+    eprintln!(
+        "256 connections: counts {}\n  from scheduled: {}\n  from send: {}",
+        sum["counts"], sum["latency"], sum["service"]
+    );
     assert_eq!(u(&sum["counts"]["late"]), 0);
     assert!(f(&sum["latency"]["p99_ms"]) >= 400.0, "{}", sum["latency"]);
     assert!(f(&sum["service"]["p99_ms"]) >= 400.0, "{}", sum["service"]);
