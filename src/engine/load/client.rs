@@ -183,26 +183,35 @@ type HyperIo = TokioIo<tokio::net::TcpStream>;
 /// wake-ups across tasks per request).
 struct HyperConn {
     sender: SendRequest<Full<Bytes>>,
-    driver: Pin<Box<Connection<HyperIo, Full<Bytes>>>>,
-    /// The driver finished (the connection is closed).
-    ended: bool,
+    /// `None` once the connection has closed (dropping the driver fails what was waiting on it).
+    driver: Option<Pin<Box<Connection<HyperIo, Full<Bytes>>>>>,
+}
+
+impl HyperConn {
+    /// Still usable: polls the driver once, so a close by the server while the connection sat
+    /// idle is noticed before a request is written to it.
+    fn usable(&mut self) -> bool {
+        if let Some(d) = self.driver.as_mut()
+            && futures::FutureExt::now_or_never(d.as_mut()).is_some()
+        {
+            self.driver = None;
+        }
+        self.driver.is_some() && !self.sender.is_closed()
+    }
 }
 
 /// Run `fut` while driving the connection.
-async fn drive<F: Future>(
-    driver: &mut Pin<Box<Connection<HyperIo, Full<Bytes>>>>,
-    ended: &mut bool,
-    fut: F,
-) -> F::Output {
+async fn drive<F: Future>(driver: &mut Option<Pin<Box<Connection<HyperIo, Full<Bytes>>>>>, fut: F) -> F::Output {
     let mut fut = std::pin::pin!(fut);
-    if !*ended {
+    if let Some(d) = driver.as_mut() {
         tokio::select! {
             biased;
             out = &mut fut => return out,
-            _ = driver.as_mut() => *ended = true,
+            _ = d.as_mut() => {}
         }
+        // Closed: drop the driver, so a request still waiting on it fails instead of hanging.
+        *driver = None;
     }
-    // Closed: the request's future resolves (with an error, or what was already read).
     fut.await
 }
 
@@ -216,7 +225,7 @@ impl HyperTarget {
                     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
                         .await
                         .map_err(|e| format!("handshake: {e}"))?;
-                    return Ok(HyperConn { sender, driver: Box::pin(conn), ended: false });
+                    return Ok(HyperConn { sender, driver: Some(Box::pin(conn)) });
                 }
                 Err(e) => last = io_error(&e),
             }
@@ -241,18 +250,15 @@ impl HyperTarget {
     async fn send(&self, conn: &mut Conn) -> Result<u16, String> {
         // A reused connection that the server closed meanwhile gets one retry on a new one.
         for attempt in 0..2 {
-            let reused = match &conn.inner {
-                Some(c) if !c.ended && !c.sender.is_closed() => true,
-                _ => {
-                    conn.inner = Some(self.connect().await?);
-                    conn.opened += 1;
-                    false
-                }
-            };
+            let reused = conn.inner.as_mut().is_some_and(HyperConn::usable);
+            if !reused {
+                conn.inner = Some(self.connect().await?);
+                conn.opened += 1;
+            }
             let Some(c) = conn.inner.as_mut() else { return Err("no connection".into()) };
             let req = self.request();
-            let HyperConn { sender, driver, ended } = c;
-            let result = drive(driver, ended, async {
+            let HyperConn { sender, driver } = c;
+            let result = drive(driver, async {
                 sender.ready().await?;
                 let resp = sender.send_request(req).await?;
                 let status = resp.status().as_u16();

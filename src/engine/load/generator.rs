@@ -817,6 +817,37 @@ mod tests {
         stop.cancel();
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connections_the_server_closed_while_idle_are_replaced() {
+        // A server that answers one request per connection with keep-alive, then closes the
+        // connection 100 ms later without saying so (as servers do with idle connections).
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
+        let url = format!("http://{}/", listener.local_addr().expect("addr"));
+        let server = tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut sock, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let mut got = Vec::new();
+                    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match sock.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let _ = sock.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n").await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                });
+            }
+        });
+        let mut c = cfg(url, Schedule::Constant { rps: 4.0, duration_s: 2.0 });
+        c.timeout = Duration::from_secs(2);
+        let (sum, _) = run_to_end(c).await;
+        assert_eq!((sum.counts.sent, sum.counts.responses), (8, 8), "{:?} {:?}", sum.counts, sum.errors_by_kind);
+        assert_eq!(sum.counts.failed(), 0, "{:?}", sum.errors_by_kind);
+        server.abort();
+    }
+
     #[tokio::test]
     async fn bad_requests_are_refused_before_starting() {
         assert!(
