@@ -178,13 +178,14 @@ impl Conn {
 }
 
 type HyperIo = TokioIo<tokio::net::TcpStream>;
+type Driver = Pin<Box<Connection<HyperIo, Full<Bytes>>>>;
 
 /// A connection and its driver, polled in the slot's own task (no task per connection, no
 /// wake-ups across tasks per request).
 struct HyperConn {
     sender: SendRequest<Full<Bytes>>,
     /// `None` once the connection has closed (dropping the driver fails what was waiting on it).
-    driver: Option<Pin<Box<Connection<HyperIo, Full<Bytes>>>>>,
+    driver: Option<Driver>,
 }
 
 impl HyperConn {
@@ -201,7 +202,7 @@ impl HyperConn {
 }
 
 /// Run `fut` while driving the connection.
-async fn drive<F: Future>(driver: &mut Option<Pin<Box<Connection<HyperIo, Full<Bytes>>>>>, fut: F) -> F::Output {
+async fn drive<F: Future>(driver: &mut Option<Driver>, fut: F) -> F::Output {
     let mut fut = std::pin::pin!(fut);
     if let Some(d) = driver.as_mut() {
         tokio::select! {
