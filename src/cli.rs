@@ -132,6 +132,115 @@ pub enum Command {
     Report(ReportArgs),
     /// Fit the `learned` recommender's model (a random forest) on recorded CSVs.
     Train(TrainArgs),
+    /// The open-loop HTTP load generator alone: a live line per second, a latency summary at
+    /// the end. Without --url it targets the configured cluster (the simulator's endpoint, or a
+    /// port-forward to the deployment's Service).
+    #[command(allow_negative_numbers = true)]
+    Load(Box<LoadArgs>),
+    /// The CPU and memory stressors alone, on the configured cluster's pods (sim or kube).
+    #[command(subcommand, allow_negative_numbers = true)]
+    Stress(StressCommand),
+}
+
+/// `scaletui load`: the seed tool's flags plus patterns, concurrency, timeout and JSON output.
+/// Flags left out take their `[load]` value from the configuration.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LoadArgs {
+    /// Target URL [default: load.url, else the cluster's load target]
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Requests per second of the constant pattern (given alone, it selects that pattern)
+    #[arg(long)]
+    pub rps: Option<f64>,
+    /// Seconds; the run lasts duration + hold [default: 300]
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Rate at the start of the ramp (any --ramp-* flag selects the ramp pattern)
+    #[arg(long)]
+    pub ramp_start: Option<f64>,
+    /// Rate at the end of the ramp, held after it
+    #[arg(long)]
+    pub ramp_end: Option<f64>,
+    /// Seconds the ramp takes
+    #[arg(long)]
+    pub ramp_duration: Option<f64>,
+    /// Extra seconds after --duration [default: 0]
+    #[arg(long)]
+    pub hold: Option<f64>,
+    /// constant, ramp, step, sine or trace
+    #[arg(long)]
+    pub pattern: Option<String>,
+    /// Trace file for --pattern trace: one requests-per-second value per second
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+    /// Steps of --pattern step (between --ramp-start and --ramp-end over --ramp-duration)
+    #[arg(long)]
+    pub steps: Option<u32>,
+    /// Period in seconds of --pattern sine (between --ramp-start and --ramp-end)
+    #[arg(long)]
+    pub period: Option<f64>,
+    /// Most requests in flight (and connections) at once [default: 256]
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Seconds a request may take [default: 5]
+    #[arg(long)]
+    pub timeout: Option<f64>,
+    /// HTTP method [default: GET]
+    #[arg(long)]
+    pub method: Option<String>,
+    /// Extra header "Name: value" (repeatable)
+    #[arg(long = "header", short = 'H')]
+    pub headers: Vec<String>,
+    /// Request body
+    #[arg(long)]
+    pub body: Option<String>,
+    /// Closed loop instead of a schedule: each connection sends its next request when the
+    /// previous answer arrives, for --duration + --hold (the most the target serves)
+    #[arg(long)]
+    pub max_rate: bool,
+    /// HTTP client: hyper (default) or reqwest (always used for https://)
+    #[arg(long, value_parser = parse_client)]
+    pub client: Option<crate::engine::load::client::ClientKind>,
+    /// Print the final summary (and every second) as JSON on stdout; live lines go to stderr
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum StressCommand {
+    /// Busy-loop workers in every pod (new pods are picked up every --refresh seconds).
+    #[command(allow_negative_numbers = true)]
+    Cpu {
+        /// Workers per pod [default: 2]
+        #[arg(long)]
+        workers: Option<u32>,
+        /// Seconds; 0 = until Ctrl-C [default: 300]
+        #[arg(long)]
+        duration: Option<f64>,
+        /// At most this many pods; 0 = all [default: 0]
+        #[arg(long)]
+        max_pods: Option<usize>,
+        /// Seconds between looks for new pods [default: 15]
+        #[arg(long)]
+        refresh: Option<f64>,
+    },
+    /// Hold MiB in every pod's /dev/shm (after checking free space; always removed at the end).
+    #[command(allow_negative_numbers = true)]
+    Memory {
+        /// MiB per pod [default: 50]
+        #[arg(long)]
+        mb: Option<u64>,
+        /// Seconds; 0 = until Ctrl-C [default: 300]
+        #[arg(long)]
+        duration: Option<f64>,
+        /// At most this many pods; 0 = all [default: 0]
+        #[arg(long)]
+        max_pods: Option<usize>,
+    },
+}
+
+fn parse_client(s: &str) -> Result<crate::engine::load::client::ClientKind, String> {
+    s.parse()
 }
 
 #[derive(Debug, Clone, Args)]

@@ -482,6 +482,8 @@ pub struct LoadConfig {
     pub timeout_s: f64,
     pub method: String,
     pub url: String,
+    pub headers: Vec<String>,
+    pub body: String,
 }
 
 impl Default for LoadConfig {
@@ -492,7 +494,7 @@ impl Default for LoadConfig {
             ramp_start: 10.0,
             ramp_end: 150.0,
             ramp_duration: 120.0,
-            hold: 180.0,
+            hold: 0.0,
             duration: 300.0,
             steps: 4,
             period: 600.0,
@@ -501,6 +503,8 @@ impl Default for LoadConfig {
             timeout_s: 5.0,
             method: "GET".into(),
             url: String::new(),
+            headers: Vec::new(),
+            body: String::new(),
         }
     }
 }

@@ -6,8 +6,10 @@
 //! - [`run`]: assembles a run; [`headless`]: runs it without a dashboard;
 //! - [`report`]: `compare` and `report` (figures, tables, plots); [`train`]: the learned model.
 //! - [`app`]: the dashboard (state, update, keys, terminal); [`widgets`]: its drawing.
+//! - [`cmd`]: subcommands that run one part alone (`scaletui load`, `scaletui stress`).
 pub mod app;
 pub mod cli;
+pub mod cmd;
 pub mod config;
 pub mod engine;
 pub mod headless;

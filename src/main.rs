@@ -55,6 +55,16 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
             print!("{}", toml::to_string_pretty(&cfg).map_err(|e| e.to_string())?);
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::Load(args)) => {
+            let (cfg, _origin) = load_config(&cli.run)?;
+            let code = runtime()?.block_on(scaletui::cmd::load::run(*args, cfg, cli.run.speed.is_some()))?;
+            Ok(ExitCode::from(code))
+        }
+        Some(Command::Stress(what)) => {
+            let (cfg, _origin) = load_config(&cli.run)?;
+            runtime()?.block_on(scaletui::cmd::stress::run(what, cfg, cli.run.speed.is_some()))?;
+            Ok(ExitCode::SUCCESS)
+        }
         None => {
             let (cfg, _origin) = load_config(&cli.run)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -69,6 +79,13 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
             }
         }
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
 fn load_config(args: &scaletui::cli::RunArgs) -> Result<(config::Config, config::ConfigOrigin), String> {

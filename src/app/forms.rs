@@ -361,7 +361,7 @@ mod tests {
             }))
         );
         let EngineCommand::StartLoad(p) = Form::load(&cfg).submit(&cfg).expect("valid") else { panic!("load") };
-        assert_eq!(p.schedule, Schedule::Ramp { start_rps: 10.0, end_rps: 90.0, ramp_s: 120.0, hold_s: 180.0 });
+        assert_eq!(p.schedule, Schedule::Ramp { start_rps: 10.0, end_rps: 90.0, ramp_s: 120.0, hold_s: 0.0 });
         assert_eq!((p.url, p.concurrency, p.timeout_s, p.method.as_str()), (None, 256, 5.0, "GET"));
     }
 
@@ -399,7 +399,7 @@ mod tests {
         assert_eq!(f.fields[f.focus].label, "concurrency");
         retype(&mut f, "pattern", "step");
         let EngineCommand::StartLoad(p) = f.submit(&cfg).expect("valid") else { panic!("load") };
-        assert_eq!(p.schedule, Schedule::steps_between(10.0, 150.0, 4, 120.0, 180.0));
+        assert_eq!(p.schedule, Schedule::steps_between(10.0, 150.0, 4, 120.0, 0.0));
     }
 
     #[test]

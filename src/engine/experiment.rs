@@ -18,7 +18,8 @@ use crate::engine::cluster::sim::{
 };
 use crate::engine::cluster::{Cluster, HpaChange};
 use crate::engine::hpa::{self, HpaRunner, HpaSpec, MetricSpec, ReconcileOptions};
-use crate::engine::load::Schedule;
+use crate::engine::load::task::{LoadTasks, TaskNews};
+use crate::engine::load::{LoadParams, Schedule};
 use crate::engine::messages::{EngineCommand, EngineEvent, RunInfo, TaskId, TaskStatus};
 use crate::engine::metrics::{MetricsQuery, MetricsSource};
 use crate::engine::record::{HpaSim, RecommenderCells, RecordedEvent, Recorder, Row};
@@ -209,6 +210,10 @@ pub struct Experiment {
     prev_spec: Option<i32>,
     history: VecDeque<Row>,
     tasks: Vec<TaskEntry>,
+    /// Load generator runs (wall time); on the kube backend also the scenario's load phases.
+    loads: LoadTasks,
+    /// Scenario load phases still to start through the load generator (kube backend).
+    pending_load: Vec<usize>,
     next_task_id: TaskId,
     start: f64,
     ticks: u64,
@@ -236,6 +241,12 @@ impl Experiment {
                 (None, false) => sim.set_plan(Some(Box::new(LoadPlan { phases: Vec::new(), baseline }))),
             }
         }
+        // On a real cluster the scenario's load phases run through the load generator; the
+        // simulator consumes them directly (above).
+        let pending_load = match (&s.scenario, &s.sim) {
+            (Some(sc), None) => (0..sc.load.len()).collect(),
+            _ => Vec::new(),
+        };
         let (pending_stress, pending_modes) = match &s.scenario {
             Some(sc) => ((0..sc.stress.len()).collect(), (0..sc.modes.len()).collect()),
             None => (Vec::new(), Vec::new()),
@@ -259,6 +270,8 @@ impl Experiment {
             prev_spec: None,
             history: VecDeque::new(),
             tasks: Vec::new(),
+            loads: LoadTasks::new(),
+            pending_load,
             next_task_id: 1,
             start,
             ticks: 0,
@@ -412,6 +425,12 @@ impl Experiment {
                         continue;
                     }
                 },
+                Some((id, ev)) = self.loads.recv() => {
+                    if let Some(news) = self.loads.on_event(id, ev) {
+                        self.task_news(news);
+                    }
+                    continue;
+                }
                 _ = clock.sleep_until(wake) => {}
             }
             let now = self.clock.now();
@@ -434,7 +453,8 @@ impl Experiment {
         let sc = self.scenario.as_ref()?;
         let s = self.pending_stress.iter().map(|i| sc.stress[*i].at_s);
         let m = self.pending_modes.iter().map(|i| sc.modes[*i].at_s);
-        s.chain(m).map(|a| self.start + a).reduce(f64::min)
+        let l = self.pending_load.iter().map(|i| sc.load[*i].start_s);
+        s.chain(m).chain(l).map(|a| self.start + a).reduce(f64::min)
     }
 
     fn next_task_wake(&self) -> Option<f64> {
@@ -449,6 +469,14 @@ impl Experiment {
         self.pending_modes.retain(|i| !modes.contains(i));
         for i in modes {
             self.set_mode(sc.modes[i].mode, "scenario").await;
+        }
+        let loads: Vec<usize> = self.pending_load.iter().copied().filter(|i| due(sc.load[*i].start_s)).collect();
+        self.pending_load.retain(|i| !loads.contains(i));
+        for i in loads {
+            match LoadParams::with_schedule(&self.cfg.load, sc.load[i].schedule.clone()) {
+                Ok(p) => self.start_load(p, "scenario").await,
+                Err(e) => self.event("task_failed", format!("load phase {}: {e}", i + 1)),
+            }
         }
         let stress: Vec<usize> = self.pending_stress.iter().copied().filter(|i| due(sc.stress[*i].at_s)).collect();
         self.pending_stress.retain(|i| !stress.contains(i));
@@ -475,6 +503,11 @@ impl Experiment {
         match cmd {
             EngineCommand::SetMode(m) => self.set_mode(m, "key").await,
             EngineCommand::StartStress(p) => self.start_stress(p, "key").await,
+            EngineCommand::StopTask(id) if self.loads.has(id) => {
+                if let Some(status) = self.loads.stop(id) {
+                    self.send(EngineEvent::Task(status));
+                }
+            }
             EngineCommand::StopTask(id) => self.stop_task(id).await,
             EngineCommand::AskAdvisor => {
                 let mut asked = false;
@@ -488,21 +521,7 @@ impl Experiment {
                     self.send(EngineEvent::Notice("no AI advisor is configured".into()));
                 }
             }
-            EngineCommand::StartLoad(p) => {
-                let id = self.next_task_id;
-                self.next_task_id += 1;
-                let why = "the load generator is not part of this build yet";
-                self.event("task_failed", format!("#{id} load ({}): {why}", p.describe()));
-                self.send(EngineEvent::Task(TaskStatus {
-                    id,
-                    kind: "load".into(),
-                    params: p.describe(),
-                    state: format!("failed: {why}"),
-                    finished: true,
-                    progress: None,
-                    figures: String::new(),
-                }));
-            }
+            EngineCommand::StartLoad(p) => self.start_load(p, "key").await,
             EngineCommand::SetPromptTemplate(t) => {
                 let result = self.recommenders.iter_mut().find(|r| r.name() == "ai").map(|r| r.set_prompt_template(t));
                 match result {
@@ -562,6 +581,40 @@ impl Experiment {
         if !entry.task.state.finished() {
             self.tasks.push(entry);
         }
+    }
+
+    /// Start the load generator as a background task (wall time) against `params.url` or the
+    /// cluster's load target.
+    async fn start_load(&mut self, params: LoadParams, origin: &str) {
+        let id = self.next_task_id;
+        self.next_task_id += 1;
+        let url = if self.clock.is_max() {
+            Err("the load generator runs in real time; on the virtual clock (--speed max) scenario load \
+                 is fed to the simulator directly"
+                .to_string())
+        } else {
+            match &params.url {
+                Some(u) => Ok(u.clone()),
+                None => self.cluster.load_target().await.map_err(|e| format!("no load target: {e}")),
+            }
+        };
+        if let (Backend::Sim, crate::config::Speed::Factor(f)) = (self.cfg.cluster.backend, self.clock.speed())
+            && (f - 1.0).abs() > 1e-9
+            && url.is_ok()
+        {
+            self.send(EngineEvent::Notice(format!(
+                "the simulator runs at {f}x real time: it sees the load generator's real request rate divided by {f}"
+            )));
+        }
+        let news = self.loads.start(id, params, url, origin).await;
+        self.task_news(news);
+    }
+
+    fn task_news(&mut self, news: TaskNews) {
+        if let Some((kind, detail)) = news.event {
+            self.event(&kind, detail);
+        }
+        self.send(EngineEvent::Task(news.status));
     }
 
     async fn stop_task(&mut self, id: TaskId) {
@@ -748,6 +801,7 @@ impl Experiment {
             stress_cpu_workers: workers,
             stress_memory_mib: mib,
             stress_pods,
+            load: self.loads.take_tick(),
             driver: self.driver.clone(),
             scenario: self.scenario.as_ref().map(|s| s.name.clone()).unwrap_or_default(),
             ..Row::default()
@@ -844,6 +898,9 @@ impl Experiment {
     }
 
     async fn finish(mut self, reason: String) -> RunSummary {
+        for news in self.loads.stop_all().await {
+            self.task_news(news);
+        }
         let mut tasks = std::mem::take(&mut self.tasks);
         for t in &mut tasks {
             t.task.stop(self.cluster.as_ref()).await;

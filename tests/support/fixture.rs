@@ -161,7 +161,7 @@ pub fn state(ticks: usize, interval: f64) -> AppState {
         event(
             end - 120.0,
             "task_failed",
-            "#2 load (ramp 10->150 rps over 120s, hold 180s): the load generator is not part of this build yet",
+            "#2 load (ramp 10->150 rps over 120s, hold 180s): http://10.0.0.9:8080/ refused the connection",
         ),
     );
     feed(&mut s, event(end - 60.0, "error", "scale to 6 failed: simulated conflict"));
@@ -183,7 +183,7 @@ pub fn state(ticks: usize, interval: f64) -> AppState {
             id: 2,
             kind: "load".into(),
             params: "ramp 10->150 rps over 120s, hold 180s".into(),
-            state: "failed: the load generator is not part of this build yet".into(),
+            state: "failed: http://10.0.0.9:8080/ refused the connection".into(),
             finished: true,
             progress: None,
             figures: String::new(),

@@ -223,9 +223,13 @@ impl StressTask {
     }
 
     async fn add_pods(&mut self, cluster: &dyn Cluster, pods: Vec<String>, now: f64, log: &mut Vec<String>) {
+        let max = self.params.max_pods();
         for pod in pods {
             if self.handles.contains_key(&pod) {
                 continue;
+            }
+            if max > 0 && self.handles.len() >= max {
+                break;
             }
             let result = match &self.params {
                 StressParams::Cpu(p) => {
@@ -352,5 +356,75 @@ mod tests {
         t.stop(c.as_ref()).await;
         assert_eq!(t.state, TaskState::Done);
         assert_eq!(c.model().stress_totals().1, 0.0);
+    }
+
+    fn sim_with_hpa() -> std::sync::Arc<SimCluster> {
+        let cfg = SimConfig { noise: 0.0, ..SimConfig::default() };
+        let spec = crate::engine::experiment::hpa_spec(&crate::config::Config::default());
+        SimCluster::new(&cfg, Clock::new(0.0, Speed::Max), "default", "webapp", "webapp-hpa", spec, false)
+    }
+
+    #[tokio::test]
+    async fn cpu_stress_pegs_three_pods_at_the_limit_and_the_hpa_scales_up() {
+        let c = sim_with_hpa();
+        let limit = SimConfig::default().cpu_limit_m;
+        let mut t = StressTask::new(
+            StressParams::Cpu(CpuStressParams { workers: 2, duration_s: 120.0, max_pods: 3, refresh_s: 15.0 }),
+            0.0,
+        );
+        t.start(c.as_ref(), 0.0).await;
+        assert_eq!(t.state, TaskState::Running { pods: 3 });
+        let stressed = t.pods();
+        let mut now = 0.0;
+        while now < 90.0 {
+            now += 15.0;
+            c.clock().sleep_until(now).await;
+            t.poll(c.as_ref(), now).await;
+        }
+        assert_eq!(t.pods().len(), 3, "never more than --max-pods");
+        let usage = c.pod_metrics().await.expect("metrics");
+        for pod in &stressed {
+            let u = usage.iter().find(|u| &u.pod == pod).expect("sample of a stressed pod");
+            assert!((u.cpu_m.expect("cpu") - limit).abs() < 1.0, "{pod} at the CPU limit: {u:?}");
+        }
+        let d = c.deployment().await.expect("deployment");
+        assert!(d.spec_replicas > 3, "the simulated HPA reacts: {d:?}");
+        c.clock().sleep_until(120.0).await;
+        t.poll(c.as_ref(), 120.0).await;
+        assert_eq!(t.state, TaskState::Done);
+        assert_eq!(c.model().stress_totals().0, 0);
+    }
+
+    #[tokio::test]
+    async fn memory_stress_of_55_mib_is_visible_then_fully_removed() {
+        let c = sim_with_hpa();
+        let base = SimConfig::default().base_memory_mib;
+        let shm = SimConfig::default().shm_size_mib;
+        let mut t =
+            StressTask::new(StressParams::Memory(MemoryStressParams { mib: 55, duration_s: 60.0, max_pods: 0 }), 0.0);
+        t.start(c.as_ref(), 0.0).await;
+        let pods = t.pods();
+        assert_eq!(pods.len(), 3);
+        c.clock().sleep_until(45.0).await;
+        t.poll(c.as_ref(), 45.0).await;
+        let usage = c.pod_metrics().await.expect("metrics");
+        for pod in &pods {
+            let u = usage.iter().find(|u| &u.pod == pod).expect("sample");
+            assert!((u.memory_mib.expect("memory") - (base + 55.0)).abs() < 1.0, "55 MiB visible: {u:?}");
+            assert!((c.shm_free_mib(pod).await.expect("shm") - (shm - 55.0)).abs() < 1e-9);
+        }
+        c.clock().sleep_until(60.0).await;
+        t.poll(c.as_ref(), 60.0).await;
+        assert_eq!(t.state, TaskState::Done);
+        assert_eq!(c.model().stress_totals(), (0, 0.0));
+        for pod in &pods {
+            assert_eq!(c.shm_free_mib(pod).await.expect("shm"), shm, "the file is gone from {pod}");
+        }
+        c.clock().sleep_until(120.0).await;
+        let usage = c.pod_metrics().await.expect("metrics");
+        for pod in &pods {
+            let u = usage.iter().find(|u| &u.pod == pod).expect("sample");
+            assert!(u.memory_mib.expect("memory") < base + 1.0, "back to the base: {u:?}");
+        }
     }
 }

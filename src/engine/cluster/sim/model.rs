@@ -154,7 +154,9 @@ impl SimModel {
             samples: BTreeMap::new(),
             next_sample_at: start,
             acc: TrafficAcc::default(),
-            last_mu: 0.0,
+            // Until the first step: an idle pod's capacity (not 0, which would answer the first
+            // second's HTTP requests after minutes).
+            last_mu: ((cfg.cpu_limit_m - cfg.base_cpu_m).max(0.0) / cfg.cpu_per_request_ms).max(0.01),
             last_lambda: 0.0,
             last_backlog: 0.0,
             requests_total: 0.0,
