@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::forest::{Forest, ForestParams};
 use super::{RecOutput, RecommendInput, Recommender};
 use crate::engine::record::Row;
+use crate::engine::types::MetricsSample;
 
 /// What one tick saw, as the CSV records it (the inputs of features and labels).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -35,29 +36,31 @@ pub struct Obs {
 
 impl Obs {
     pub fn from_row(r: &Row) -> Self {
-        Self {
-            elapsed_s: r.elapsed_s,
-            current_replicas: r.current_replicas.map(f64::from),
-            ready_replicas: r.ready_replicas.map(f64::from),
-            cpu_m: r.cpu_millicores,
-            memory_mib: r.memory_mebibytes,
-            cpu_request_m: r.cpu_request_millicores,
-            memory_request_mib: r.memory_request_mebibytes,
-            pod_count: r.pod_count.map(f64::from),
-            rps: r.traffic.map(|t| t.rps),
-            errors_per_s: r.traffic.map(|t| t.errors_per_s),
-            p95_ms: r.traffic.and_then(|t| t.p95_ms),
-            in_flight: r.traffic.map(|t| t.in_flight),
-            hpa_raw_desired: r.hpa_sim.raw_desired.map(f64::from),
-        }
+        Self::observe(r.elapsed_s, r.current_replicas, r.ready_replicas, &r.sample(), r.hpa_sim.raw_desired)
     }
 
     pub fn from_input(i: &RecommendInput<'_>) -> Self {
-        let s = i.sample;
+        let d = i.deployment;
+        Self::observe(
+            i.elapsed_s,
+            d.map(|d| d.spec_replicas),
+            d.map(|d| d.ready_replicas),
+            i.sample,
+            i.hpa_sim.raw_desired,
+        )
+    }
+
+    fn observe(
+        elapsed_s: f64,
+        current: Option<i32>,
+        ready: Option<i32>,
+        s: &MetricsSample,
+        hpa_raw_desired: Option<i32>,
+    ) -> Self {
         Self {
-            elapsed_s: i.elapsed_s,
-            current_replicas: i.deployment.map(|d| f64::from(d.spec_replicas)),
-            ready_replicas: i.deployment.map(|d| f64::from(d.ready_replicas)),
+            elapsed_s,
+            current_replicas: current.map(f64::from),
+            ready_replicas: ready.map(f64::from),
             cpu_m: s.cpu_millicores,
             memory_mib: s.memory_mebibytes,
             cpu_request_m: s.cpu_request_millicores,
@@ -67,7 +70,7 @@ impl Obs {
             errors_per_s: s.traffic.map(|t| t.errors_per_s),
             p95_ms: s.traffic.and_then(|t| t.p95_ms),
             in_flight: s.traffic.map(|t| t.in_flight),
-            hpa_raw_desired: i.hpa_sim.raw_desired.map(f64::from),
+            hpa_raw_desired: hpa_raw_desired.map(f64::from),
         }
     }
 

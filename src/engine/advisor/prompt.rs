@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::RecommendInput;
+use crate::engine::types::MetricsSample;
 
 pub const DEFAULT_SYSTEM: &str = "You are a Kubernetes autoscaling assistant.
 The controller has already computed the baseline replica count using
@@ -98,31 +99,22 @@ const HISTORY_COLUMNS: &str =
 /// Build the placeholder values from a tick's input; `rows` is how many history rows to send.
 pub fn context(input: &RecommendInput<'_>, interval_s: f64, rows: usize) -> PromptContext {
     let f = |v: Option<f64>, dp: usize| v.filter(|x| x.is_finite()).map_or(String::new(), |x| format!("{x:.dp$}"));
-    let line = |r: &crate::engine::record::Row| {
+    let line = |t: f64, s: &MetricsSample| {
         format!(
             "{},{},{},{},{},{},{}",
-            crate::engine::types::rfc3339(r.t),
-            f(r.cpu_millicores, 2),
-            f(r.memory_mebibytes, 2),
-            f(r.cpu_request_millicores, 2),
-            f(r.memory_request_mebibytes, 2),
-            r.pod_count.map(|n| n.to_string()).unwrap_or_default(),
-            f(r.traffic.map(|t| t.rps), 2),
+            crate::engine::types::rfc3339(t),
+            f(s.cpu_millicores, 2),
+            f(s.memory_mebibytes, 2),
+            f(s.cpu_request_millicores, 2),
+            f(s.memory_request_mebibytes, 2),
+            s.pod_count.map(|n| n.to_string()).unwrap_or_default(),
+            f(s.traffic.map(|t| t.rps), 2),
         )
     };
     // The history plus the current observation as the newest line.
     let s = input.sample;
-    let now_line = format!(
-        "{},{},{},{},{},{},{}",
-        crate::engine::types::rfc3339(input.now),
-        f(s.cpu_millicores, 2),
-        f(s.memory_mebibytes, 2),
-        f(s.cpu_request_millicores, 2),
-        f(s.memory_request_mebibytes, 2),
-        s.pod_count.map(|n| n.to_string()).unwrap_or_default(),
-        f(s.traffic.map(|t| t.rps), 2),
-    );
-    let mut lines: Vec<String> = input.history.iter().map(line).collect();
+    let now_line = line(input.now, s);
+    let mut lines: Vec<String> = input.history.iter().map(|r| line(r.t, &r.sample())).collect();
     lines.push(now_line);
     let tail = |n: usize| lines[lines.len().saturating_sub(n)..].join("\n");
     let mean3 = |pick: &dyn Fn(&crate::engine::record::Row) -> Option<f64>, now: Option<f64>| {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::engine::types::{Mode, Traffic, rfc3339};
+use crate::engine::types::{MetricsSample, Mode, Traffic, rfc3339};
 
 /// The seed experiment runner's columns, in its order.
 pub const SEED_COLUMNS: [&str; 25] = [
@@ -238,6 +238,21 @@ pub fn one_line(s: &str) -> String {
 }
 
 impl Row {
+    /// What the tick's metrics source saw, as the row records it (no per-pod detail).
+    pub fn sample(&self) -> MetricsSample {
+        MetricsSample {
+            at: self.t,
+            cpu_millicores: self.cpu_millicores,
+            memory_mebibytes: self.memory_mebibytes,
+            cpu_request_millicores: self.cpu_request_millicores,
+            memory_request_mebibytes: self.memory_request_mebibytes,
+            pod_count: self.pod_count,
+            per_pod: Vec::new(),
+            traffic: self.traffic,
+            status: Default::default(),
+        }
+    }
+
     /// The cells in header order (`extra` recommenders' columns as declared at the start).
     pub fn cells(&self) -> Vec<String> {
         let h = &self.hpa_sim;
