@@ -114,8 +114,8 @@ impl Running {
         let st = stats.clone();
         let looped = tokio::spawn(async move {
             let mut term = sink_terminal();
-            let link = EngineLink { events: ev_rx, commands: cmd_tx, task: None };
-            let _ = run_loop(&mut term, &mut state, channel_input(key_rx), link, sig_rx, Some(st)).await;
+            let mut link = EngineLink { events: ev_rx, commands: cmd_tx, task: None };
+            let _ = run_loop(&mut term, &mut state, channel_input(key_rx), &mut link, sig_rx, Some(st)).await;
         });
         Self { events, keys, stats, looped, _commands: commands, signals }
     }

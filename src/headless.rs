@@ -1,20 +1,27 @@
 //! `scaletui --headless`: the experiment without a dashboard. One progress line per tick on
 //! stderr; the CSV paths on stdout at the end. Ctrl-C or SIGTERM end the run cleanly (the CSV
-//! keeps complete rows); a second one exits at once.
+//! keeps complete rows); a second one exits at once. Should the engine panic, the run's changes
+//! to the cluster are undone here and the exit status is 101.
 
 use std::io::Write;
+use std::panic::AssertUnwindSafe;
+use std::process::ExitCode;
+
+use futures::FutureExt;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::engine::experiment::{Experiment, RunSummary};
+use crate::engine::experiment::Experiment;
 use crate::engine::messages::EngineEvent;
 use crate::engine::record::Row;
+use crate::fault::{Fault, Faults};
 use crate::run::{self, SetupError};
 
-/// Run headless; returns the summary.
-pub async fn run(cfg: Config) -> Result<RunSummary, SetupError> {
+/// Run headless; returns the exit status (0, or 101 after a panic of the engine).
+pub async fn run(cfg: Config) -> Result<ExitCode, SetupError> {
     let parts = run::build(&cfg, false).await?;
+    let cluster = parts.setup.cluster.clone();
     let experiment = Experiment::new(parts.setup)
         .map_err(|e| SetupError(format!("cannot create the record in {}: {e}", cfg.experiment.output_dir.display())))?;
     let shutdown = CancellationToken::new();
@@ -49,12 +56,37 @@ pub async fn run(cfg: Config) -> Result<RunSummary, SetupError> {
             };
         }
     });
-    let summary = experiment.run(shutdown).await;
+    let faults = Faults::from_env();
+    let engine = async {
+        tokio::select! {
+            s = experiment.run(shutdown) => s,
+            () = faults.fire(Fault::Engine) => panic!("fault injected in the engine by SCALETUI_FAULT_PANIC_IN"),
+        }
+    };
+    let summary = match AssertUnwindSafe(engine).catch_unwind().await {
+        Ok(s) => s,
+        Err(_) => {
+            // The panic is reported by the hook; the engine did not undo its changes.
+            printer.abort();
+            eprintln!("scaletui: the engine panicked; the CSV holds every row recorded so far");
+            if !cfg.cluster.keep_changes {
+                let lines = match tokio::time::timeout(std::time::Duration::from_secs(30), cluster.restore()).await {
+                    Ok(Ok(lines)) => lines,
+                    Ok(Err(e)) => vec![format!("restore failed: {e}")],
+                    Err(_) => vec!["restore failed: no answer within 30 s".into()],
+                };
+                for l in lines {
+                    eprintln!("  restored: {l}");
+                }
+            }
+            return Ok(ExitCode::from(101));
+        }
+    };
     let _ = printer.await;
     eprintln!("scaletui: {} ({} rows)", summary.reason, summary.rows);
     println!("{}", summary.csv_path.display());
     println!("{}", summary.events_path.display());
-    Ok(summary)
+    Ok(ExitCode::SUCCESS)
 }
 
 fn progress_line(r: &Row, total: Option<f64>) -> String {

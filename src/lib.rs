@@ -7,11 +7,13 @@
 //! - [`report`]: `compare` and `report` (figures, tables, plots); [`train`]: the learned model.
 //! - [`app`]: the dashboard (state, update, keys, terminal); [`widgets`]: its drawing.
 //! - [`cmd`]: subcommands that run one part alone (`scaletui load`, `scaletui stress`).
+//! - [`fault`]: panic injection for the tests of the panic paths.
 pub mod app;
 pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod engine;
+pub mod fault;
 pub mod headless;
 pub mod report;
 pub mod run;

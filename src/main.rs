@@ -72,8 +72,7 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
                 .build()
                 .map_err(|e| format!("cannot start the async runtime: {e}"))?;
             if cli.run.headless {
-                rt.block_on(scaletui::headless::run(cfg)).map_err(|e| e.to_string())?;
-                Ok(ExitCode::SUCCESS)
+                rt.block_on(scaletui::headless::run(cfg)).map_err(|e| e.to_string())
             } else {
                 rt.block_on(scaletui::app::run(cfg))
             }

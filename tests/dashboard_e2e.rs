@@ -260,20 +260,62 @@ fn sigterm_stops_cleanly() {
 }
 
 /// A panic in a background task restores the terminal and exits non-zero.
-#[test]
-fn a_panic_in_a_task_restores_the_terminal() {
+/// A panic anywhere — a background task, the engine, the dashboard's own loop — restores the
+/// terminal at once, then the run still ends cleanly: the HPA that ai_scaler removed is put back
+/// (by the engine's own end, or by the dashboard when the engine itself is gone), the files hold
+/// complete rows, and the exit status is 101.
+fn panic_in(place: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("data");
-    let t = Tmux::start(dir.path(), &script(&out, "SCALETUI_FAULT_PANIC_AFTER_S=3"), 100, 30);
-    t.wait_text("SIMULATED", 60);
+    let trigger = dir.path().join("panic-now");
+    let env = format!("SCALETUI_FAULT_PANIC_IN={place} SCALETUI_FAULT_PANIC_WHEN_FILE={}", trigger.display());
+    let t = Tmux::start(dir.path(), &script(&out, &env), 120, 60);
+    t.wait("a few rows", 60, |s| s.contains("SIMULATED") && rows_shown(s) >= 2);
+    // ai_scaler deletes the simulated HPA: something to restore.
+    t.keys(&["2"]);
+    t.wait_text("Switch to ai_scaler?", 10);
+    t.keys(&["y"]);
+    t.wait_text("mode ai_scaler", 15);
+    std::fs::write(&trigger, b"").expect("trigger");
+
     let s = t.wait("the exit", 60, |s| s.contains("EXIT=") && s.contains("speed"));
-    assert!(s.contains("EXIT=101"), "{s}");
+    assert!(s.contains("EXIT=101"), "{place}: {s}");
     assert!(
-        s.contains("scaletui: panic: fault injected by SCALETUI_FAULT_PANIC_AFTER_S"),
-        "the panic is reported:\n{s}"
+        s.contains(&format!(
+            "scaletui: panic: fault injected in {}",
+            match place {
+                "task" => "a task",
+                "engine" => "the engine",
+                _ => "the dashboard",
+            }
+        )),
+        "{place}: the panic is reported:\n{s}"
     );
+    assert!(s.contains("restored: restored the HPA as it was at start"), "{place}: the HPA is restored:\n{s}");
     assert_terminal_restored(&t, &s);
-    // The rows recorded before the panic are complete.
-    let (csv, _) = files(&out);
-    assert!(!records(&csv).is_empty());
+    let (csv, events) = files(&out);
+    assert!(!records(&csv).is_empty(), "{place}: rows before the panic");
+    let ev: Vec<String> = records(&events).iter().map(|r| r[2].to_string()).collect();
+    if place == "engine" {
+        // The engine is gone: the dashboard restored the cluster, the events file stops short.
+        assert!(!ev.iter().any(|k| k == "run_end"), "{place}: {ev:?}");
+    } else {
+        // The engine ended the run itself.
+        assert!(ev.iter().any(|k| k == "restore") && ev.iter().any(|k| k == "run_end"), "{place}: {ev:?}");
+    }
+}
+
+#[test]
+fn a_panic_in_a_background_task_stops_the_run_cleanly() {
+    panic_in("task");
+}
+
+#[test]
+fn a_panic_in_the_engine_still_restores_the_cluster() {
+    panic_in("engine");
+}
+
+#[test]
+fn a_panic_in_the_dashboard_loop_stops_the_run_cleanly() {
+    panic_in("ui");
 }

@@ -132,6 +132,40 @@ fn interrupted_runs_leave_complete_rows() {
     }
 }
 
+/// A panic of the engine in a headless run: the HPA that ai_scaler removed is put back by
+/// scaletui itself, the rows so far are complete, the exit status is 101.
+#[test]
+fn an_engine_panic_headless_still_restores_the_cluster() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trigger = dir.path().join("panic-now");
+    let out = dir.path().join("data");
+    let child = bin()
+        .args(["--headless", "--mode", "ai_scaler", "--speed", "200", "--interval", "1", "--duration", "0"])
+        .arg("--output-dir")
+        .arg(&out)
+        .env("SCALETUI_FAULT_PANIC_IN", "engine")
+        .env("SCALETUI_FAULT_PANIC_WHEN_FILE", &trigger)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_dir(&out).map(|d| d.count()).unwrap_or(0) == 0
+        || std::fs::read_to_string(csv_in(&out)).map(|s| s.lines().count()).unwrap_or(0) <= 3
+    {
+        assert!(Instant::now() < deadline, "no rows after 30 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::write(&trigger, b"").expect("trigger");
+    let o = child.wait_with_output().expect("exits");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(101), "{err}");
+    assert!(err.contains("fault injected in the engine"), "{err}");
+    assert!(err.contains("restored: restored the HPA as it was at start"), "{err}");
+    let (header, rows) = rows(&csv_in(&out));
+    assert!(rows.len() >= 3 && rows.iter().all(|r| r.len() == header.len()));
+}
+
 #[test]
 fn malformed_config_is_a_one_line_error_naming_it() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -18,13 +18,14 @@ pub mod theme;
 pub mod update;
 
 use std::io::{self, IsTerminal};
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use ratatui::Terminal;
 use ratatui::backend::Backend;
 use ratatui::crossterm::event::{Event, EventStream};
@@ -37,6 +38,7 @@ use crate::engine::experiment::{Experiment, RunSummary};
 use crate::engine::messages::{EngineCommand, EngineEvent};
 use crate::engine::record::export_encoded;
 use crate::engine::types::wall_now;
+use crate::fault::{Fault, Faults};
 use state::AppState;
 use update::{Command, Msg, update};
 
@@ -80,32 +82,57 @@ pub async fn run(cfg: Config) -> Result<ExitCode, String> {
     let keymap = keymap::Keymap::with_overrides(&cfg.ui.keys).map_err(|(k, m)| format!("key `{k}`: {m}"))?;
     let themes = theme::load(&cfg.ui.theme, theme::no_color())?;
     let parts = crate::run::build(&cfg, true).await.map_err(|e| e.to_string())?;
+    // Kept to undo the run's changes should the engine end without doing it (a panic).
+    let cluster = parts.setup.cluster.clone();
+    let keep_changes = cfg.cluster.keep_changes;
     let experiment = Experiment::new(parts.setup)
         .map_err(|e| format!("cannot create the record in {}: {e}", cfg.experiment.output_dir.display()))?;
     let cancel = CancellationToken::new();
-    let engine = tokio::spawn(experiment.run(cancel.clone()));
-    inject_fault();
+    let faults = Faults::from_env();
+    let engine = {
+        let cancel = cancel.clone();
+        let faults = faults.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                s = experiment.run(cancel) => s,
+                () = faults.fire(Fault::Engine) => panic!("fault injected in the engine by SCALETUI_FAULT_PANIC_IN"),
+            }
+        })
+    };
+    faults.spawn_task_fault();
 
     terminal::install_panic_hook();
     let (mut term, guard) = terminal::enter().map_err(|e| format!("cannot set up the terminal: {e}"))?;
     let mut state = AppState::new(cfg, keymap, themes, wall_now());
-    let link = EngineLink { events: parts.events, commands: parts.commands, task: Some(engine) };
+    // The link outlives the loop: should the loop panic, the engine's handle is still here.
+    let mut link = EngineLink { events: parts.events, commands: parts.commands, task: Some(engine) };
     let signals = spawn_signal_watcher();
     let input = EventStream::new();
-    let (result, task) = run_loop(&mut term, &mut state, input, link, signals, None).await;
+    let ui = AssertUnwindSafe(async {
+        tokio::select! {
+            r = run_loop(&mut term, &mut state, input, &mut link, signals, None) => r,
+            () = faults.fire(Fault::Ui) => panic!("fault injected in the dashboard by SCALETUI_FAULT_PANIC_IN"),
+        }
+    })
+    .catch_unwind()
+    .await;
     drop(term);
     drop(guard);
     terminal::restore();
-    if let Err(e) = result {
-        eprintln!("scaletui: terminal error: {e}; stopping the run");
+    match ui {
+        Ok(Err(e)) => eprintln!("scaletui: terminal error: {e}; stopping the run"),
+        Ok(Ok(())) => {}
+        // Reported by the hook; the engine, detached with the loop's handle, still ends cleanly.
+        Err(_) => state.engine_error = Some("the dashboard panicked".into()),
     }
 
     // The engine has finished (or the user forced the exit): give it a moment to end cleanly.
-    if let Some(task) = task {
+    let mut restored_here = Vec::new();
+    if let Some(mut task) = link.task.take() {
         if state.finished.is_none() {
             cancel.cancel();
         }
-        match tokio::time::timeout(Duration::from_secs(10), task).await {
+        match tokio::time::timeout(Duration::from_secs(30), &mut task).await {
             Ok(Ok(summary)) if state.finished.is_none() => {
                 state.finished = Some(state::Finished {
                     reason: summary.reason,
@@ -117,15 +144,27 @@ pub async fn run(cfg: Config) -> Result<ExitCode, String> {
             }
             Ok(Ok(_)) => {}
             Ok(Err(e)) => state.engine_error = Some(format!("the engine failed: {e}")),
-            Err(_) => state.engine_error = Some("the engine did not stop within 10 s".into()),
+            Err(_) => {
+                task.abort();
+                state.engine_error = Some("the engine did not stop within 30 s".into());
+            }
         }
     }
-    Ok(report(&state))
+    // An engine that ended without finishing the run (it panicked or hung) did not undo its
+    // changes: undo them here.
+    if state.finished.is_none() && !keep_changes {
+        restored_here = match tokio::time::timeout(Duration::from_secs(30), cluster.restore()).await {
+            Ok(Ok(lines)) => lines,
+            Ok(Err(e)) => vec![format!("restore failed: {e}")],
+            Err(_) => vec!["restore failed: no answer within 30 s".into()],
+        };
+    }
+    Ok(report(&state, &restored_here))
 }
 
 /// The lines printed after the terminal is restored (like `--headless`): the summary on stderr,
 /// the files on stdout.
-fn report(state: &AppState) -> ExitCode {
+fn report(state: &AppState, restored_here: &[String]) -> ExitCode {
     if let Some(f) = &state.finished {
         eprintln!("scaletui: {} ({} rows)", f.reason, f.rows);
         for r in &f.restored {
@@ -134,23 +173,16 @@ fn report(state: &AppState) -> ExitCode {
         println!("{}", f.csv_path.display());
         println!("{}", f.events_path.display());
     }
+    for r in restored_here {
+        eprintln!("  restored: {r}");
+    }
     match &state.engine_error {
         Some(e) => {
             eprintln!("scaletui: {e}");
-            ExitCode::FAILURE
+            if terminal::has_panicked() { ExitCode::from(101) } else { ExitCode::FAILURE }
         }
+        None if terminal::has_panicked() => ExitCode::from(101),
         None => ExitCode::SUCCESS,
-    }
-}
-
-/// `SCALETUI_FAULT_PANIC_AFTER_S=N`: a background task panics after N seconds — a fault injection
-/// that checks the terminal is restored and the process exits non-zero when a task panics.
-fn inject_fault() {
-    if let Some(secs) = std::env::var("SCALETUI_FAULT_PANIC_AFTER_S").ok().and_then(|v| v.parse::<f64>().ok()) {
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs_f64(secs.max(0.0))).await;
-            panic!("fault injected by SCALETUI_FAULT_PANIC_AFTER_S");
-        });
     }
 }
 
@@ -190,6 +222,10 @@ async fn join(task: &mut Option<JoinHandle<RunSummary>>) -> Result<RunSummary, t
 
 /// Draw one frame and count it.
 fn draw<B: Backend>(term: &mut Terminal<B>, state: &AppState, stats: Option<&LoopStats>) -> io::Result<()> {
+    // After a panic the terminal is the user's shell again: draw nothing more on it.
+    if terminal::has_panicked() {
+        return Ok(());
+    }
     let t0 = Instant::now();
     term.draw(|f| crate::widgets::draw(f, state)).map_err(|e| io::Error::other(e.to_string()))?;
     if let Some(s) = stats {
@@ -201,16 +237,16 @@ fn draw<B: Backend>(term: &mut Terminal<B>, state: &AppState, stats: Option<&Loo
     Ok(())
 }
 
-/// The loop. Returns when the run is over (or the user forced the exit), with the engine's task
-/// if it is still to be awaited.
+/// The loop. Returns when the run is over (or the user forced the exit); the engine's task is
+/// left in `link` if it is still to be awaited.
 pub async fn run_loop<B, S>(
     term: &mut Terminal<B>,
     state: &mut AppState,
     mut input: S,
-    mut link: EngineLink,
+    link: &mut EngineLink,
     mut signals: mpsc::Receiver<&'static str>,
     stats: Option<Arc<LoopStats>>,
-) -> (io::Result<()>, Option<JoinHandle<RunSummary>>)
+) -> io::Result<()>
 where
     B: Backend,
     S: Stream<Item = io::Result<Event>> + Unpin,
@@ -222,14 +258,13 @@ where
     clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let (export_tx, mut export_rx) = mpsc::channel::<Result<(std::path::PathBuf, usize), String>>(4);
     let (mut input_open, mut events_open, mut signals_open) = (true, true, true);
+    let mut panic_seen = false;
     let stats = stats.as_deref();
     // When the oldest key not yet on screen arrived.
     let mut key_waiting: Option<Instant> = None;
     loop {
         if state.dirty && last_frame.elapsed() >= gap {
-            if let Err(e) = draw(term, state, stats) {
-                return (Err(e), link.task.take());
-            }
+            draw(term, state, stats)?;
             state.dirty = false;
             last_frame = Instant::now();
             if let (Some(s), Some(k)) = (stats, key_waiting.take()) {
@@ -274,6 +309,11 @@ where
                     Err(e) => Some(format!("the engine stopped: {e}")),
                 }));
             },
+            () = terminal::panicked(), if !panic_seen => {
+                // The hook has restored the terminal and reported it: stop the run like `q`.
+                panic_seen = true;
+                msgs.push(Msg::EngineStopped(Some("stopped after an internal error (panic)".into())));
+            },
             _ = clock.tick() => msgs.push(Msg::Tick(wall_now())),
             s = signals.recv(), if signals_open => match s {
                 Some(name) => msgs.push(Msg::Signal(name)),
@@ -298,7 +338,7 @@ where
                         if state.dirty {
                             let _ = draw(term, state, stats);
                         }
-                        return (Ok(()), link.task.take());
+                        return Ok(());
                     }
                     Command::Engine(c) => send(state, &link.commands, c),
                     Command::Export { path, extra, rows } => {

@@ -1,10 +1,13 @@
 //! The terminal: raw mode and the alternate screen while the dashboard runs, restored on every
 //! way out — normal return, `?`-error (the [`Guard`]'s drop), panic on any thread (the hook
-//! restores, reports, then exits non-zero so no half-alive UI is left on a restored terminal),
-//! and signals (the loop turns them into a clean stop).
+//! restores and reports at once, then the loop stops the run like `q` so the engine ends its
+//! tasks and restores the cluster; nothing is drawn after it), and signals (the loop turns them
+//! into a clean stop).
 
 use std::io::{self, BufWriter, Stdout, Write};
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
@@ -16,6 +19,24 @@ use ratatui::crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen, d
 pub type Backend = CrosstermBackend<BufWriter<Stdout>>;
 
 static ACTIVE: AtomicBool = AtomicBool::new(false);
+static PANICKED: AtomicBool = AtomicBool::new(false);
+static PANIC_NOTIFY: LazyLock<tokio::sync::Notify> = LazyLock::new(tokio::sync::Notify::new);
+
+/// How long the run may take to stop after a panic before the process exits anyway.
+const PANIC_EXIT_AFTER: Duration = Duration::from_secs(90);
+
+/// Whether a panic happened anywhere since the start.
+pub fn has_panicked() -> bool {
+    PANICKED.load(Ordering::SeqCst)
+}
+
+/// Resolves once a panic has happened (at once if one already has).
+pub async fn panicked() {
+    if has_panicked() {
+        return;
+    }
+    PANIC_NOTIFY.notified().await;
+}
 
 /// Undo what [`enter`] did (once; safe to call from any thread, any number of times).
 pub fn restore() {
@@ -46,9 +67,10 @@ pub fn enter() -> io::Result<(Terminal<Backend>, Guard)> {
     Ok((terminal, guard))
 }
 
-/// A panic anywhere (the UI task, the engine, any spawned task) restores the terminal, lets the
-/// previous hook report it, and exits with status 101. The CSV and events files are flushed per
-/// line, so they hold every complete row.
+/// A panic anywhere (the UI task, the engine, any spawned task or thread) restores the terminal,
+/// lets the previous hook report it and wakes [`panicked`]: the dashboard then stops the run like
+/// `q` (stressors and load stopped, the cluster restored, the files complete) and exits with
+/// status 101. Should that stop hang, a watchdog exits with 101 after [`PANIC_EXIT_AFTER`].
 pub fn install_panic_hook() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -62,7 +84,17 @@ pub fn install_panic_hook() {
             .unwrap_or_default();
         let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
         eprintln!("scaletui: panic: {msg}{place}");
-        eprintln!("scaletui: stopped after an internal error; the CSV holds every row recorded so far");
-        std::process::exit(101);
+        if !PANICKED.swap(true, Ordering::SeqCst) {
+            eprintln!("scaletui: stopping the run after an internal error (tasks stopped, cluster restored)");
+            PANIC_NOTIFY.notify_one();
+            std::thread::spawn(|| {
+                std::thread::sleep(PANIC_EXIT_AFTER);
+                eprintln!(
+                    "scaletui: the run did not stop within {}s of the panic; exiting",
+                    PANIC_EXIT_AFTER.as_secs()
+                );
+                std::process::exit(101);
+            });
+        }
     }));
 }
