@@ -542,6 +542,68 @@ fn backfilled_series_give_exact_numbers_for_instant_and_range_queries() {
     });
 }
 
+/// The queue recommender with `recommenders.queue.query`: q is the query's value at the tick's
+/// time (summed over its series); no data, a refused query or a dead server hold the current
+/// count and say why.
+#[test]
+fn the_queue_recommender_reads_q_from_a_promql_query() {
+    use scaletui::engine::advisor::RecommendInput;
+    use scaletui::engine::record::HpaSim;
+    use scaletui::engine::types::{DeploymentState, Mode};
+
+    let prom = backfilled_prometheus();
+    let ask = |url: &str, query: &str| -> (Option<i32>, String, Vec<String>) {
+        let mut cfg = Config::default();
+        cfg.metrics = metrics_config(url);
+        cfg.recommenders.queue.query = query.into();
+        cfg.recommenders.queue.target = 2.0;
+        cfg.recommenders.forecast.enabled = false;
+        cfg.recommenders.vpa.enabled = false;
+        let mut recs = scaletui::engine::advisor::builtin::build(&cfg).expect("recommenders");
+        assert_eq!(recs.len(), 1);
+        let sample = MetricsSample::default();
+        let sim = HpaSim::default();
+        let dep = DeploymentState { spec_replicas: 3, status_replicas: 3, ready_replicas: 3, available_replicas: 3 };
+        let input = RecommendInput {
+            now: at(600),
+            elapsed_s: 600.0,
+            mode: Mode::AiScaler,
+            deployment: Some(dep),
+            sample: &sample,
+            hpa_sim: &sim,
+            min_replicas: 1,
+            max_replicas: 10,
+            cpu_target: 60,
+            memory_target: 80,
+            history: &[],
+            wait: true,
+        };
+        let out = runtime().block_on(recs[0].recommend(&input));
+        (out.replicas, out.status, out.values)
+    };
+    // 4 requests in flight for 3 replicas with a target of 2 per replica: ceil(3 × 4 / 2) = 6.
+    let (replicas, status, values) = ask(&prom.url(), r#"sum(http_requests_in_flight{namespace="{namespace}"})"#);
+    assert_eq!((replicas, status.as_str(), values[0].as_str()), (Some(6), "ok", "4.000"));
+    // No series: hold at 3.
+    let (replicas, status, _) = ask(&prom.url(), r#"http_requests_in_flight{namespace="elsewhere"}"#);
+    assert_eq!((replicas, status.as_str()), (Some(3), "queue query: no data: holding"));
+    // Refused by Prometheus: its error, holding.
+    let (replicas, status, _) = ask(&prom.url(), "sum(http_requests_in_flight");
+    assert_eq!(replicas, Some(3));
+    assert!(status.starts_with("queue query: HTTP 400 bad_data") && status.ends_with(": holding"), "{status}");
+    // A dead server: unreachable, holding.
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let (replicas, status, _) = ask(&dead, "sum(http_requests_in_flight)");
+    assert_eq!((replicas, status.as_str()), (Some(3), "queue query: connection refused: holding"));
+
+    // An unknown placeholder is a configuration error naming the key.
+    let mut cfg = Config::default();
+    cfg.recommenders.queue.query = "sum(queue{job={job}})".into();
+    let (key, msg) = cfg.recommenders.validate().expect_err("unknown placeholder");
+    assert_eq!(key, "recommenders.queue.query");
+    assert!(msg.contains("unknown placeholder {job}"), "{msg}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // The client against servers that misbehave
 

@@ -11,6 +11,7 @@ use super::learned::{LearnedModel, LearnedRecommender};
 use super::queue::{QueueConfig, QueueRecommender};
 use super::vpa::{VpaConfig, VpaRecommender};
 use crate::config::Config;
+use crate::engine::metrics::prometheus::{PromClient, Vars};
 
 /// `[recommenders.learned]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -46,12 +47,23 @@ pub fn build(cfg: &Config) -> Result<Vec<Box<dyn Recommender>>, String> {
     let r = &cfg.recommenders;
     let mut out: Vec<Box<dyn Recommender>> = Vec::new();
     if r.queue.enabled {
-        if !r.queue.query.trim().is_empty() {
-            return Err("recommenders.queue.query needs the Prometheus metric source, which is not part of this \
-                        build; leave it empty to use the requests in flight"
-                .into());
+        let query = r.queue.query.trim();
+        if query.is_empty() {
+            out.push(Box::new(QueueRecommender::new(r.queue.clone(), cfg.scaling.max_replicas)));
+        } else {
+            let m = &cfg.metrics;
+            let client = PromClient::new(&m.prometheus_url, m.prometheus_timeout_s)
+                .map_err(|e| format!("recommenders.queue.query needs metrics.prometheus_url: {e}"))?;
+            let c = &cfg.cluster;
+            let vars = Vars::of(m, &c.namespace, &c.deployment, &c.container);
+            let rendered = vars.render(query);
+            out.push(Box::new(QueueRecommender::with_query(
+                r.queue.clone(),
+                cfg.scaling.max_replicas,
+                client,
+                rendered,
+            )));
         }
-        out.push(Box::new(QueueRecommender::new(r.queue.clone(), cfg.scaling.max_replicas)));
     }
     if r.forecast.enabled {
         out.push(Box::new(ForecastRecommender::new(r.forecast.clone())));

@@ -2,12 +2,15 @@
 //! `desired = ceil(current × q / target)`, `q = 0 → min`, `0 < q ≤ target → max(min, …)`, clamped
 //! to `[min, max]`. Each tick it first skips (holds the current count) while a cooldown since the
 //! last scale runs, then while any pod is not ready, then when there is no queue figure. `q` is
-//! the traffic's requests in flight (the simulator's queued and in-service requests).
+//! the traffic's requests in flight (the simulator's queued and in-service requests), or, with
+//! `recommenders.queue.query` set, that PromQL query's value at the tick's time (summed over the
+//! series it returns) from `metrics.prometheus_url`.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::{RecOutput, RecommendInput, Recommender};
+use crate::engine::metrics::prometheus::{PLACEHOLDERS, PromClient, templates};
 use crate::engine::record::Row;
 
 /// `[recommenders.queue]`.
@@ -45,6 +48,7 @@ impl QueueConfig {
         if self.max_replicas != 0 && self.max_replicas < self.min_replicas {
             return Err((k("max_replicas"), "must be 0 (= scaling.max_replicas) or >= min_replicas".into()));
         }
+        templates::check(&self.query, &PLACEHOLDERS).map_err(|e| (k("query"), e))?;
         Ok(())
     }
 }
@@ -90,15 +94,44 @@ pub fn last_scale_at(history: &[Row], now: f64, spec: i32) -> Option<f64> {
     at
 }
 
+/// Where q comes from.
+enum QueueSource {
+    /// The traffic's requests in flight.
+    InFlight,
+    /// A rendered PromQL query.
+    Prometheus { client: PromClient, query: String },
+}
+
 pub struct QueueRecommender {
     cfg: QueueConfig,
     max: i32,
+    source: QueueSource,
 }
 
 impl QueueRecommender {
+    /// q from the traffic's requests in flight.
     pub fn new(cfg: QueueConfig, scaling_max: i32) -> Self {
         let max = if cfg.max_replicas > 0 { cfg.max_replicas } else { scaling_max };
-        Self { cfg, max }
+        Self { cfg, max, source: QueueSource::InFlight }
+    }
+
+    /// q from `query` (placeholders already replaced) sent to `client` each tick.
+    pub fn with_query(cfg: QueueConfig, scaling_max: i32, client: PromClient, query: String) -> Self {
+        Self { source: QueueSource::Prometheus { client, query }, ..Self::new(cfg, scaling_max) }
+    }
+
+    /// This tick's q, or why there is none.
+    async fn q(&self, input: &RecommendInput<'_>) -> Result<f64, String> {
+        match &self.source {
+            QueueSource::InFlight => input.sample.traffic.map(|t| t.in_flight).ok_or_else(|| "no queue figure".into()),
+            QueueSource::Prometheus { client, query } => match client.instant(query, input.now).await {
+                Ok(series) => {
+                    let values: Vec<f64> = series.iter().map(|s| s.value).filter(|v| v.is_finite()).collect();
+                    if values.is_empty() { Err("queue query: no data".into()) } else { Ok(values.iter().sum()) }
+                }
+                Err(e) => Err(format!("queue query: {e}")),
+            },
+        }
     }
 }
 
@@ -113,8 +146,8 @@ impl Recommender for QueueRecommender {
     }
 
     async fn recommend(&mut self, input: &RecommendInput<'_>) -> RecOutput {
-        let q = input.sample.traffic.map(|t| t.in_flight);
-        let q_cell = q.map_or(String::new(), |v| format!("{v:.3}"));
+        let q = self.q(input).await;
+        let q_cell = q.as_ref().map_or(String::new(), |v| format!("{v:.3}"));
         let Some(dep) = input.deployment else {
             return RecOutput {
                 replicas: None,
@@ -139,8 +172,9 @@ impl Recommender for QueueRecommender {
         if !dep.converged() {
             return hold(format!("waiting for pods: {}/{} ready", dep.ready_replicas, dep.spec_replicas), 0.0);
         }
-        let Some(q) = q else {
-            return hold("no queue figure: holding".into(), 0.0);
+        let q = match q {
+            Ok(q) => q,
+            Err(why) => return hold(format!("{why}: holding"), 0.0),
         };
         let want = queue_rule(current, q, self.cfg.target, self.cfg.min_replicas, self.max);
         RecOutput {

@@ -68,15 +68,22 @@ pub fn render_queries(
     deployment: &str,
     container: &str,
 ) -> Vec<(&'static str, String)> {
-    let vars = Vars {
-        namespace: namespace.to_string(),
-        deployment: deployment.to_string(),
-        container: container.to_string(),
-        pod_regex: m.pod_regex.clone(),
-        container_filter: m.container_filter.clone(),
-        rate_window: m.rate_window.clone(),
-    };
+    let vars = Vars::of(m, namespace, deployment, container);
     m.queries.all().into_iter().filter(|(_, t)| !t.trim().is_empty()).map(|(k, t)| (k, vars.render(t))).collect()
+}
+
+impl Vars {
+    /// The placeholders' values for a deployment under the `[metrics]` settings.
+    pub fn of(m: &MetricsConfig, namespace: &str, deployment: &str, container: &str) -> Self {
+        Vars {
+            namespace: namespace.to_string(),
+            deployment: deployment.to_string(),
+            container: container.to_string(),
+            pod_regex: m.pod_regex.clone(),
+            container_filter: m.container_filter.clone(),
+            rate_window: m.rate_window.clone(),
+        }
+    }
 }
 
 pub struct PrometheusSource {
