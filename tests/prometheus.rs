@@ -553,8 +553,7 @@ fn the_queue_recommender_reads_q_from_a_promql_query() {
 
     let prom = backfilled_prometheus();
     let ask = |url: &str, query: &str| -> (Option<i32>, String, Vec<String>) {
-        let mut cfg = Config::default();
-        cfg.metrics = metrics_config(url);
+        let mut cfg = Config { metrics: metrics_config(url), ..Config::default() };
         cfg.recommenders.queue.query = query.into();
         cfg.recommenders.queue.target = 2.0;
         cfg.recommenders.forecast.enabled = false;
