@@ -400,14 +400,15 @@ const MIB: f64 = 1_048_576.0;
 
 /// OpenMetrics text with fixed timestamps, every 15 s for 20 minutes from [`T0`]. Pod B's CPU
 /// goes from 0.5 to 0.8 cores at T0+420; B has a sidecar whose memory is NaN.
-fn backfill_text() -> String {
+/// The synthetic series from `t0` on, every 15 s for 20 minutes.
+fn backfill_text(t0: i64) -> String {
     let times: Vec<i64> = (0..=80).map(|k| k * 15).collect();
     let mut o = String::new();
     let series = |o: &mut String, name: &str, labels: &str, f: &dyn Fn(f64) -> f64| {
         for dt in &times {
             let v = f(*dt as f64);
             let v = if v.is_nan() { "NaN".to_string() } else { format!("{v}") };
-            o.push_str(&format!("{name}{{{labels}}} {v} {}\n", T0 + dt));
+            o.push_str(&format!("{name}{{{labels}}} {v} {}\n", t0 + dt));
         }
     };
     let b_cpu = |dt: f64| if dt <= 420.0 { 0.5 * dt } else { 0.5 * 420.0 + 0.8 * (dt - 420.0) };
@@ -457,9 +458,13 @@ fn backfill_text() -> String {
 
 /// A Prometheus serving [`backfill_text`].
 fn backfilled_prometheus() -> Prometheus {
+    backfilled_prometheus_from(T0)
+}
+
+fn backfilled_prometheus_from(t0: i64) -> Prometheus {
     let dir = tempfile::tempdir().expect("tempdir");
     let om = dir.path().join("series.om");
-    std::fs::write(&om, backfill_text()).expect("write");
+    std::fs::write(&om, backfill_text(t0)).expect("write");
     let tsdb = dir.path().join("tsdb");
     run_tool(tool("promtool").args(["tsdb", "create-blocks-from", "openmetrics"]).arg(&om).arg(&tsdb));
     Prometheus::start("global:\n  scrape_interval: 15s\n", Some(&tsdb))
@@ -601,6 +606,94 @@ fn the_queue_recommender_reads_q_from_a_promql_query() {
     let (key, msg) = cfg.recommenders.validate().expect_err("unknown placeholder");
     assert_eq!(key, "recommenders.queue.query");
     assert!(msg.contains("unknown placeholder {job}"), "{msg}");
+}
+
+/// `experiment.history_minutes` of Prometheus history before the start: range queries at the
+/// interval's step fill the advisor's and recommenders' history (a recommender sees it at the
+/// first tick) and the dashboard's charts (a `History` event), and are not recorded as rows.
+#[test]
+fn the_last_minutes_before_the_start_come_from_range_queries() {
+    use std::sync::{Arc, Mutex};
+
+    use scaletui::engine::advisor::{RecOutput, RecommendInput, Recommender};
+    use scaletui::engine::experiment::Experiment;
+    use scaletui::engine::messages::EngineEvent;
+    use tokio_util::sync::CancellationToken;
+
+    /// Notes how many history rows each tick shows.
+    struct Spy(Arc<Mutex<Vec<usize>>>);
+    #[async_trait::async_trait]
+    impl Recommender for Spy {
+        fn name(&self) -> &str {
+            "spy"
+        }
+        fn columns(&self) -> Vec<String> {
+            Vec::new()
+        }
+        async fn recommend(&mut self, input: &RecommendInput<'_>) -> RecOutput {
+            if let Ok(mut seen) = self.0.lock() {
+                seen.push(input.history.len());
+            }
+            RecOutput::default()
+        }
+    }
+
+    // Series that end now: the last 20 minutes, B's CPU steady at 0.8 cores after its first 7.
+    let now = scaletui::engine::types::wall_now().floor() as i64;
+    let prom = backfilled_prometheus_from(now - 1200);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = Config { metrics: metrics_config(&prom.url()), ..Config::default() };
+    cfg.metrics.source = scaletui::config::MetricsSourceKind::Prometheus;
+    cfg.metrics.max_sample_age_s = 0.0;
+    cfg.sim.speed = scaletui::config::Speed::Factor(1.0);
+    cfg.sim.exporter_listen = "127.0.0.1:0".into();
+    cfg.experiment.interval = 15.0;
+    cfg.experiment.duration = 0.25;
+    cfg.experiment.history_minutes = 5.0;
+    cfg.experiment.output_dir = dir.path().to_path_buf();
+    cfg.advisor.enabled = false;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (events, csv) = runtime().block_on(async {
+        let mut parts = scaletui::run::build(&cfg, false).await.expect("setup");
+        parts.setup.recommenders.push(Box::new(Spy(seen.clone())));
+        let exp = Experiment::new(parts.setup).expect("record");
+        let csv = exp.csv_path().to_path_buf();
+        let handle = tokio::spawn(exp.run(CancellationToken::new()));
+        let mut events = Vec::new();
+        while let Some(e) = parts.events.recv().await {
+            let done = matches!(e, EngineEvent::Finished { .. });
+            events.push(e);
+            if done {
+                break;
+            }
+        }
+        handle.await.expect("run");
+        (events, csv)
+    });
+    let history: Vec<_> = events
+        .iter()
+        .find_map(|e| match e {
+            EngineEvent::History(rows) => Some(rows.clone()),
+            _ => None,
+        })
+        .expect("a History event");
+    // 5 minutes at a 15 s step, before the start.
+    assert!((19..=21).contains(&history.len()), "{} rows", history.len());
+    for r in &history {
+        assert!(r.elapsed_s < 0.0 && r.elapsed_s >= -301.0, "{}", r.elapsed_s);
+        close(r.cpu_millicores, (250.0 + 800.0) / 2.0, "cpu");
+        close(r.memory_mebibytes, 120.0, "memory");
+        assert_eq!(r.pod_count, Some(2));
+        assert_eq!(r.metrics_source, "prometheus");
+    }
+    assert!(events.iter().any(|e| matches!(e, EngineEvent::Event(ev)
+        if ev.kind == "history" && ev.detail == format!("{} samples of the last 5 min from prometheus", history.len()))));
+    // The first tick's recommenders see it.
+    let seen = seen.lock().expect("spy").clone();
+    assert_eq!(seen.first(), Some(&history.len()), "{seen:?}");
+    // Not recorded: the CSV holds the run's own tick only.
+    let rows = std::fs::read_to_string(&csv).expect("csv").lines().count() - 1;
+    assert_eq!(rows, 1);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -359,6 +359,12 @@ impl AppState {
         i
     }
 
+    /// Take a sample from before the run: charts only (it is not part of the record).
+    pub fn push_history(&mut self, row: Row) {
+        let values = self.values_of(&row);
+        self.store.push(row.elapsed_s, &values);
+    }
+
     /// Take a sample from the engine: charts, export archive, recent rows.
     pub fn push_row(&mut self, row: Row) {
         // A series per recommender that recommends replicas (the VPA recommends requests).

@@ -425,6 +425,11 @@ fn on_engine(state: &mut AppState, e: EngineEvent) -> Vec<Command> {
             state.driver = info.driver.clone();
             state.info = Some(*info);
         }
+        EngineEvent::History(rows) => {
+            for row in rows {
+                state.push_history(row);
+            }
+        }
         EngineEvent::Sample(row) => {
             // The tick's advisor status, unless a call is streaming right now.
             if let Some(status) = row.ai.status.as_deref()
@@ -635,6 +640,30 @@ mod tests {
             })),
         );
         assert!(matches!(c.as_slice(), [Command::Exit]));
+    }
+
+    #[test]
+    fn history_from_before_the_start_fills_the_charts_not_the_record() {
+        let mut s = state();
+        let rows: Vec<Row> = (1..=20)
+            .rev()
+            .map(|k| Row {
+                t: 1_000.0 - 15.0 * f64::from(k),
+                elapsed_s: -15.0 * f64::from(k),
+                cpu_millicores: Some(525.0),
+                ..Row::default()
+            })
+            .collect();
+        update(&mut s, Msg::Engine(Box::new(EngineEvent::History(rows))));
+        update(&mut s, Msg::Engine(Box::new(EngineEvent::Sample(Box::new(Row { t: 1_000.0, ..Row::default() })))));
+        assert_eq!(s.store.len(), 21);
+        assert_eq!(s.store.span(), Some((-300.0, 0.0)));
+        assert_eq!((s.rows_seen, s.archive.rows()), (1, 1), "only the run's own row is recorded");
+        // It draws, small and large.
+        for (w, h) in [(80, 24), (160, 48), (20, 5)] {
+            let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(w, h)).expect("terminal");
+            term.draw(|f| crate::widgets::draw(f, &s)).expect("draw");
+        }
     }
 
     #[test]

@@ -305,6 +305,49 @@ impl Experiment {
         self.send(EngineEvent::Event(e));
     }
 
+    /// Fill the history the advisor's prompt and the recommenders see — and the dashboard's
+    /// charts — with the metric source's last `experiment.history_minutes` before the start
+    /// (Prometheus range queries at the interval's step; the other sources have no history).
+    async fn load_history(&mut self) {
+        let minutes = self.cfg.experiment.history_minutes;
+        let info = self.cluster.info();
+        let pods = self.cluster.pods().await.unwrap_or_default();
+        let query = MetricsQuery {
+            now: self.clock.now(),
+            namespace: info.namespace.clone(),
+            deployment: info.deployment.clone(),
+            container: self.cfg.cluster.container.clone(),
+            pods,
+        };
+        match self.metrics.history(&query, minutes, self.cfg.experiment.interval).await {
+            Ok(samples) => {
+                let rows: Vec<Row> = samples
+                    .iter()
+                    .filter(|s| s.at < self.start)
+                    .map(|s| Row {
+                        elapsed_s: s.at - self.start,
+                        mode: self.mode,
+                        backend: info.backend.clone(),
+                        metrics_source: self.metrics.name().to_string(),
+                        ..Row::from_sample(s)
+                    })
+                    .collect();
+                if rows.is_empty() {
+                    return;
+                }
+                self.event(
+                    "history",
+                    format!("{} samples of the last {minutes} min from {}", rows.len(), self.metrics.name()),
+                );
+                for r in rows.iter().skip(rows.len().saturating_sub(HISTORY_ROWS)) {
+                    self.history.push_back(r.clone());
+                }
+                self.send(EngineEvent::History(rows));
+            }
+            Err(e) => self.event("history", format!("no history of the last {minutes} min: {e}")),
+        }
+    }
+
     fn run_info(&self) -> RunInfo {
         let s = &self.cfg.sim;
         let sim = self.cfg.cluster.backend == Backend::Sim;
@@ -397,6 +440,7 @@ impl Experiment {
         );
         let initial = self.mode;
         self.set_mode(initial, "start").await;
+        self.load_history().await;
         let interval = self.cfg.experiment.interval;
         let end = if self.cfg.experiment.duration > 0.0 {
             self.start + self.cfg.experiment.duration * 60.0

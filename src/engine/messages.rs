@@ -77,6 +77,9 @@ pub enum AdvisorEvent {
 pub enum EngineEvent {
     Started(Box<RunInfo>),
     Sample(Box<Row>),
+    /// The metric source's samples from before the start, oldest first (not recorded: they
+    /// fill the charts and the advisor's history).
+    History(Vec<Row>),
     Event(RecordedEvent),
     Task(TaskStatus),
     Advisor(AdvisorEvent),

@@ -238,6 +238,21 @@ pub fn one_line(s: &str) -> String {
 }
 
 impl Row {
+    /// A row holding only what a metrics sample saw (history from before the run).
+    pub fn from_sample(s: &MetricsSample) -> Self {
+        Row {
+            t: s.at,
+            cpu_millicores: s.cpu_millicores,
+            memory_mebibytes: s.memory_mebibytes,
+            cpu_request_millicores: s.cpu_request_millicores,
+            memory_request_mebibytes: s.memory_request_mebibytes,
+            pod_count: s.pod_count,
+            traffic: s.traffic,
+            metrics_status: s.status.kind().to_string(),
+            ..Row::default()
+        }
+    }
+
     /// What the tick's metrics source saw, as the row records it (no per-pod detail).
     pub fn sample(&self) -> MetricsSample {
         MetricsSample {
