@@ -97,17 +97,18 @@ pub async fn build(cfg: &Config, interactive: bool) -> Result<RunParts, SetupErr
         }
         (MetricsSourceKind::MetricsServer, _) => Box::new(MetricsServer::new(cluster.clone())),
         (MetricsSourceKind::Prometheus, _) | (MetricsSourceKind::Auto, Backend::Kube) => {
+            let source = PrometheusSource::new(&cfg.metrics).map_err(SetupError)?;
+            // The client's URL: without any password of the configured one.
+            let prom_url = source.client().base_url().to_string();
             if let Some(s) = &sim {
                 let url = s.serve_exporter(&cfg.sim.exporter_listen).await.map_err(|e| SetupError(e.to_string()))?;
                 notices.push(format!(
-                    "the simulated cluster's Prometheus metrics are at {url}; scrape it from the Prometheus at {} \
-                     (example: deploy/prometheus-sim.yml)",
-                    cfg.metrics.prometheus_url
+                    "the simulated cluster's Prometheus metrics are at {url}; scrape it from the Prometheus at \
+                     {prom_url} (example: deploy/prometheus-sim.yml)"
                 ));
             }
-            let source = PrometheusSource::new(&cfg.metrics).map_err(SetupError)?;
             // Say early (without delaying the start) when Prometheus is not there.
-            let (client, tx, url) = (source.client().clone(), events_tx.clone(), cfg.metrics.prometheus_url.clone());
+            let (client, tx, url) = (source.client().clone(), events_tx.clone(), prom_url);
             tokio::spawn(async move {
                 let note = match client.version().await {
                     Ok(v) => format!("reading metrics from Prometheus {v} at {url}"),

@@ -796,6 +796,41 @@ async fn server_errors_and_garbage_are_named() {
     assert_eq!(s.pod_count, Some(42));
 }
 
+/// Basic auth from the URL's user information (never shown again), a bearer token instead when
+/// given; a refusal is named.
+#[tokio::test]
+async fn prometheus_behind_authentication() {
+    use wiremock::matchers::{header, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ok = serde_json::json!({"status": "success", "data": {"resultType": "scalar", "result": [1.0, "7"]}});
+    let server = MockServer::start().await;
+    // "user" and "p@ss", percent-encoded in the URL.
+    Mock::given(path("/api/v1/query"))
+        .and(header("authorization", "Basic dXNlcjpwQHNz"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(ok.clone()))
+        .mount(&server)
+        .await;
+    Mock::given(path("/api/v1/query"))
+        .and(header("authorization", "Bearer t0ken"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(ok))
+        .mount(&server)
+        .await;
+    Mock::given(path("/api/v1/query"))
+        .respond_with(ResponseTemplate::new(401).set_body_string("Unauthorized"))
+        .mount(&server)
+        .await;
+    let with_user = server.uri().replace("http://", "http://us%65r:p%40ss@");
+    let client = PromClient::new(&with_user, 5.0).expect("client");
+    assert!(!client.base_url().contains("p%40ss") && !client.base_url().contains("us%65r"), "{}", client.base_url());
+    let got = client.instant("vector(7)", 7.0).await.expect("basic auth accepted");
+    assert_eq!(got.first().map(|s| s.value), Some(7.0));
+    let client = PromClient::new(&server.uri(), 5.0).expect("client").with_bearer("t0ken");
+    assert!(client.instant("vector(7)", 7.0).await.is_ok(), "bearer accepted");
+    let refused = PromClient::new(&server.uri(), 5.0).expect("client").instant("vector(7)", 7.0).await;
+    assert_eq!(refused.map_err(|e| e.to_string()), Err("HTTP 401: Unauthorized".to_string()));
+}
+
 // ---------------------------------------------------------------------------------------------
 // End to end: a real Prometheus scrapes the simulator while the real binary records
 

@@ -93,17 +93,47 @@ struct MatrixItem {
 /// The most a range query may ask for (Prometheus refuses more than 11,000 points per series).
 pub const MAX_POINTS: f64 = 10_000.0;
 
+/// The environment variable holding a bearer token for Prometheus (never written anywhere).
+pub const TOKEN_VAR: &str = "SCALETUI_PROMETHEUS_TOKEN";
+
+/// How requests authenticate.
+#[derive(Clone, Default)]
+enum Auth {
+    #[default]
+    None,
+    /// From the URL's `user:password@`.
+    Basic {
+        user: String,
+        password: Option<String>,
+    },
+    Bearer(String),
+}
+
 #[derive(Clone)]
 pub struct PromClient {
     http: reqwest::Client,
+    /// Without user information (it is only in `auth`), so messages never show a password.
     base: Url,
     timeout_s: f64,
+    auth: Auth,
 }
 
 impl PromClient {
     /// A client for the Prometheus at `base_url` (`http://host:9090`, or with a path prefix).
+    /// `https://user:password@host/` authenticates with basic auth; a token in
+    /// `$SCALETUI_PROMETHEUS_TOKEN` with a bearer header (it wins over basic auth).
     pub fn new(base_url: &str, timeout_s: f64) -> Result<Self, String> {
-        let base = parse_base(base_url)?;
+        let mut base = parse_base(base_url)?;
+        let mut auth = Auth::None;
+        if !base.username().is_empty() {
+            let decode = |s: &str| percent_decode(s);
+            auth = Auth::Basic { user: decode(base.username()), password: base.password().map(decode) };
+            let _ = base.set_username("");
+            let _ = base.set_password(None);
+        }
+        if let Some(token) = std::env::var(TOKEN_VAR).ok().filter(|t| !t.trim().is_empty()) {
+            auth = Auth::Bearer(token.trim().to_string());
+        }
         // reqwest's rustls needs a process-wide crypto provider; installing it twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
@@ -112,7 +142,13 @@ impl PromClient {
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(Self { http, base, timeout_s })
+        Ok(Self { http, base, timeout_s, auth })
+    }
+
+    /// Authenticate with this bearer token instead.
+    pub fn with_bearer(mut self, token: &str) -> Self {
+        self.auth = Auth::Bearer(token.to_string());
+        self
     }
 
     pub fn base_url(&self) -> &str {
@@ -208,7 +244,12 @@ impl PromClient {
     async fn send(&self, url: Url) -> Result<(u16, bytes::Bytes), PromError> {
         let mut last = None;
         for _ in 0..2 {
-            match self.http.get(url.clone()).send().await {
+            let req = match &self.auth {
+                Auth::None => self.http.get(url.clone()),
+                Auth::Basic { user, password } => self.http.get(url.clone()).basic_auth(user, password.as_ref()),
+                Auth::Bearer(t) => self.http.get(url.clone()).bearer_auth(t),
+            };
+            match req.send().await {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     return match resp.bytes().await {
@@ -239,6 +280,27 @@ pub fn parse_base(base_url: &str) -> Result<Url, String> {
     }
     base.set_query(None);
     Ok(base)
+}
+
+/// `%XX` escapes of URL user information, decoded.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn ts(t: f64) -> String {
