@@ -10,7 +10,7 @@ use crate::config::{Backend, Config, MetricsSourceKind, Speed};
 use crate::engine::advisor::{AiAdvisor, Recommender};
 use crate::engine::clock::{Clock, SharedClock};
 use crate::engine::cluster::Cluster;
-use crate::engine::cluster::kube::{KubeCluster, KubeSettings};
+use crate::engine::cluster::kube::{KubeCluster, KubeSettings, access};
 use crate::engine::cluster::sim::SimCluster;
 use crate::engine::experiment::{ExperimentSetup, hpa_spec};
 use crate::engine::messages::{EngineCommand, EngineEvent};
@@ -83,6 +83,7 @@ pub async fn build(cfg: &Config, interactive: bool) -> Result<RunParts, SetupErr
             let kube = KubeCluster::connect(KubeSettings::from_config(cfg))
                 .await
                 .map_err(|e| SetupError(format!("kube backend: {e}")))?;
+            notices.extend(permission_notice(&kube, cfg).await);
             let cluster: Arc<dyn Cluster> = Arc::new(kube);
             (Clock::wall(), cluster, None)
         }
@@ -148,6 +149,23 @@ pub async fn build(cfg: &Config, interactive: bool) -> Result<RunParts, SetupErr
         wall_start: wall_now(),
     };
     Ok(RunParts { setup, events: events_rx, commands: cmd_tx, cluster, sim, clock })
+}
+
+/// What this account may not do, checked up front so a user learns it before a step fails.
+async fn permission_notice(kube: &KubeCluster, cfg: &Config) -> Option<String> {
+    let ops = access::needed(cfg.cluster.read_only, cfg.metrics.source == MetricsSourceKind::MetricsServer);
+    match kube.denied(&ops).await {
+        Ok(denied) if denied.is_empty() => None,
+        Ok(denied) => Some(format!(
+            "this account may not {} in namespace {}; those steps will fail (deploy/rbac.yaml grants what scaletui \
+             needs)",
+            denied.iter().map(|op| format!("{op} (to {})", op.purpose)).collect::<Vec<_>>().join(", "),
+            cfg.cluster.namespace
+        )),
+        Err(e) => {
+            Some(format!("cannot check this account's permissions up front ({e}); refusals are named when they happen"))
+        }
+    }
 }
 
 /// Prometheus stamps what it scrapes with the wall clock, so a simulated run read through

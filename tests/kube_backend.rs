@@ -252,6 +252,39 @@ async fn missing_permissions_name_the_verb_and_the_rbac_file() {
     assert_eq!(fake.replicas(), 3, "nothing changed");
 }
 
+/// Permissions are checked up front: the run says which steps will be refused before any is
+/// tried, and still runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_permissions_are_named_at_the_start() {
+    let fake = FakeApiServer::start(FakeOptions {
+        forbid: vec![("patch".into(), "deployments/scale".into()), ("create".into(), "pods/exec".into())],
+        ..FakeOptions::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let c = backend(&fake, dir.path()).await;
+    let denied = c.denied(&scaletui::engine::cluster::kube::access::needed(false, false)).await.expect("reviews");
+    let names: Vec<String> = denied.iter().map(ToString::to_string).collect();
+    assert_eq!(names, ["patch deployments.apps/scale", "create pods/exec"]);
+    assert!(c.denied(&scaletui::engine::cluster::kube::access::needed(true, false)).await.expect("reviews").is_empty());
+
+    // The binary says so at the start (headless: a note on stderr).
+    let run = prepare(&fake, "fake-token");
+    let out = scaletui(&run, &["--mode", "comparison", "--interval", "1", "--duration", "0.03"][..])
+        .output()
+        .await
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(
+            "note: this account may not patch deployments.apps/scale (to scale the deployment (ai_scaler)), \
+                      create pods/exec (to run the stressors in the pods) in namespace default"
+        ),
+        "{err}"
+    );
+}
+
 #[test]
 fn deploy_manifests_are_valid_and_hpa_yaml_is_what_scaletui_creates() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
@@ -380,6 +413,10 @@ async fn headless_ai_scaler_reads_scales_deletes_the_hpa_and_restores_it() {
     // Cheap polling: four reads a tick (deployment, pods, HPA, metrics) plus a handful of writes
     // and the start/restore reads.
     let n = rows.len();
+    // One access review per operation the run may need, asked once at the start.
+    let (reviews, reqs): (Vec<_>, Vec<_>) =
+        reqs.into_iter().partition(|r| r.path.ends_with("/selfsubjectaccessreviews"));
+    assert_eq!(reviews.len(), scaletui::engine::cluster::kube::access::needed(false, true).len());
     assert!(reqs.len() <= 4 * n + 10, "{} requests for {n} ticks", reqs.len());
     assert!(rows.iter().all(|r| r[col("backend")] == "kube" && r[col("metrics_source")] == "metrics-server"));
     assert_eq!(rows[0][col("current_replicas")], "3");
@@ -466,7 +503,12 @@ async fn read_only_and_comparison_runs_never_write() {
         let out = scaletui(run, args).output().await.expect("runs");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
-    let writes: Vec<_> = fake.requests().into_iter().filter(|r| r.method != "GET").collect();
+    // Access reviews (asked up front) change nothing; nothing else but reads is sent.
+    let writes: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET" && !r.path.ends_with("/selfsubjectaccessreviews"))
+        .collect();
     assert!(writes.is_empty(), "{writes:?}");
     assert_eq!(fake.hpa().expect("untouched")["metadata"]["resourceVersion"], "100");
     let (header, rows, events) = csv_rows(&read_only.out);

@@ -570,6 +570,21 @@ async fn handle(State(shared): State<Arc<Shared>>, mut req: Request) -> Response
         ("GET", ["apis", "apps", "v1", "namespaces", n, "deployments", d]) if *n == ns && *d == dep => {
             (200, deployment_json(&lock(&shared.state)))
         }
+        // Access reviews answer from the same `forbid` list the requests are refused by.
+        ("POST", ["apis", "authorization.k8s.io", "v1", "selfsubjectaccessreviews"]) => {
+            let a = &body["spec"]["resourceAttributes"];
+            let verb = a["verb"].as_str().unwrap_or_default();
+            let resource = match a["subresource"].as_str().filter(|s| !s.is_empty()) {
+                Some(sub) => format!("{}/{sub}", a["resource"].as_str().unwrap_or_default()),
+                None => a["resource"].as_str().unwrap_or_default().to_string(),
+            };
+            let allowed = !lock(&shared.state).opts.forbid.iter().any(|(v, r)| v == verb && *r == resource);
+            (
+                201,
+                json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                       "metadata": {}, "spec": body["spec"], "status": {"allowed": allowed}}),
+            )
+        }
         ("PATCH", ["apis", "apps", "v1", "namespaces", n, "deployments", d, "scale"]) if *n == ns && *d == dep => {
             match body["spec"]["replicas"].as_i64() {
                 Some(r) if content_type.starts_with("application/merge-patch+json") && r >= 0 => {

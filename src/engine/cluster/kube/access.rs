@@ -71,6 +71,20 @@ pub const ALL_OPS: [Op; 12] = [
     PORTFORWARD[1],
 ];
 
+/// What a run may ask of the API server, to check up front: the reads always, the writes unless
+/// read-only, pod metrics with the metrics-server source. Exec and port-forward as API servers
+/// from 1.30 check them (`create`).
+pub fn needed(read_only: bool, metrics_server: bool) -> Vec<Op> {
+    let mut ops = vec![GET_DEPLOYMENT, LIST_PODS, GET_HPA];
+    if !read_only {
+        ops.extend([PATCH_SCALE, CREATE_HPA, UPDATE_HPA, DELETE_HPA, EXEC[0], PORTFORWARD[0]]);
+    }
+    if metrics_server {
+        ops.push(LIST_POD_METRICS);
+    }
+    ops
+}
+
 /// An HTTP request in RBAC terms: `(verb, group, resource[/subresource])`.
 pub type Access = (String, String, String);
 

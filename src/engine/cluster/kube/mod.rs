@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{
@@ -233,6 +234,49 @@ impl KubeCluster {
         let name = inner.s.cluster.hpa_name.clone();
         inner.original.hpa = inner.raw(&access::GET_HPA, &name, inner.hpas_raw.get_opt(&name)).await?;
         Ok(Self { inner: Arc::new(inner), forward: tokio::sync::OnceCell::new() })
+    }
+
+    /// Which of `ops` this account may not do in the namespace, asked up front with
+    /// SelfSubjectAccessReviews (the calls themselves still name a refusal when it happens).
+    /// An error when the reviews cannot be made.
+    pub async fn denied(&self, ops: &[Op]) -> Result<Vec<Op>, String> {
+        let api: Api<SelfSubjectAccessReview> = Api::all(self.inner.deployments.clone().into_client());
+        let ns = self.inner.s.cluster.namespace.clone();
+        let reviews = ops.iter().map(|op| {
+            let (resource, sub) = op.resource.split_once('/').map_or((op.resource, None), |(r, s)| (r, Some(s)));
+            let review = SelfSubjectAccessReview {
+                spec: SelfSubjectAccessReviewSpec {
+                    resource_attributes: Some(ResourceAttributes {
+                        namespace: Some(ns.clone()),
+                        verb: Some(op.verb.to_string()),
+                        group: Some(op.group.to_string()),
+                        resource: Some(resource.to_string()),
+                        subresource: sub.map(str::to_string),
+                        ..ResourceAttributes::default()
+                    }),
+                    ..SelfSubjectAccessReviewSpec::default()
+                },
+                ..SelfSubjectAccessReview::default()
+            };
+            let api = api.clone();
+            let timeout = self.inner.s.request_timeout;
+            async move {
+                match tokio::time::timeout(timeout, api.create(&PostParams::default(), &review)).await {
+                    Ok(Ok(r)) => Ok((*op, r.status.is_some_and(|s| s.allowed))),
+                    Ok(Err(e)) => Err(errors::chain(&e)),
+                    Err(_) => Err(format!("no answer within {:.0} s", timeout.as_secs_f64())),
+                }
+            }
+        });
+        let answers = futures::future::join_all(reviews).await;
+        let mut denied = Vec::new();
+        for a in answers {
+            let (op, allowed) = a?;
+            if !allowed {
+                denied.push(op);
+            }
+        }
+        Ok(denied)
     }
 
     /// The HPA as it was at start (the whole object), if there was one.
