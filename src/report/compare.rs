@@ -105,7 +105,7 @@ async fn run_policy(base: &Config, spec: &CompareSpec, policy: &Policy, minutes:
         && !parts.setup.recommenders.iter().any(|r| r.name() == d)
     {
         return Err(if d == "ai" {
-            "the AI advisor is not part of this build (no recommender named ai); nothing was run".into()
+            "the ai policy needs the AI advisor, which is off (advisor.enabled = false); nothing was run".into()
         } else {
             format!("no recommender named {d} is enabled; nothing was run")
         });
