@@ -101,6 +101,7 @@ fn input(t: &Tick, wait: bool, max: i32) -> RecommendInput<'_> {
             available_replicas: t.current,
         }),
         sample: &t.sample,
+        pods: &[],
         hpa_sim: &t.hpa,
         min_replicas: 1,
         max_replicas: max,

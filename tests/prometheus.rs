@@ -574,6 +574,7 @@ fn the_queue_recommender_reads_q_from_a_promql_query() {
             mode: Mode::AiScaler,
             deployment: Some(dep),
             sample: &sample,
+            pods: &[],
             hpa_sim: &sim,
             min_replicas: 1,
             max_replicas: 10,

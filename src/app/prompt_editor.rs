@@ -40,6 +40,7 @@ pub fn preview_context(rows: &[Row], info: &RunInfo, history_rows: usize) -> Opt
         mode: now.mode,
         deployment,
         sample: &sample,
+        pods: &[],
         hpa_sim: &now.hpa_sim,
         min_replicas: info.min_replicas,
         max_replicas: info.max_replicas,

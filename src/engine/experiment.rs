@@ -768,6 +768,7 @@ impl Experiment {
             mode: self.mode,
             deployment: dep,
             sample: &sample,
+            pods: &pods,
             hpa_sim: &hpa_sim,
             min_replicas: self.cfg.scaling.min_replicas,
             max_replicas: self.cfg.scaling.max_replicas,

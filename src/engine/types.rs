@@ -150,6 +150,9 @@ pub struct PodInfo {
     pub started_at: Option<f64>,
     pub deleting: bool,
     pub restarts: u32,
+    /// When a container of the pod was last killed for running out of memory (Unix seconds),
+    /// if its last termination was an OOM kill.
+    pub last_oom_at: Option<f64>,
     pub containers: Vec<ContainerInfo>,
 }
 

@@ -21,7 +21,7 @@ pub use client::ResponseFormatKind;
 
 use crate::engine::advisor::prompt::PromptTemplate;
 use crate::engine::record::{AiColumns, HpaSim, Row};
-use crate::engine::types::{DeploymentState, MetricsSample, Mode};
+use crate::engine::types::{DeploymentState, MetricsSample, Mode, PodInfo};
 
 /// What a recommender sees each tick.
 #[derive(Debug, Clone)]
@@ -31,6 +31,8 @@ pub struct RecommendInput<'a> {
     pub mode: Mode,
     pub deployment: Option<DeploymentState>,
     pub sample: &'a MetricsSample,
+    /// The deployment's pods as the cluster lists them this tick.
+    pub pods: &'a [PodInfo],
     pub hpa_sim: &'a HpaSim,
     pub min_replicas: i32,
     pub max_replicas: i32,

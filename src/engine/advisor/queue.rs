@@ -234,6 +234,7 @@ mod tests {
             mode: Mode::AiScaler,
             deployment: Some(dep),
             sample: &sample,
+            pods: &[],
             hpa_sim: &sim,
             min_replicas: 1,
             max_replicas: 10,

@@ -102,6 +102,10 @@ impl VpaConfig {
     }
 }
 
+/// Upstream's `OOMBumpUpRatio` and `OOMMinBumpUp`.
+const OOM_BUMP_UP_RATIO: f64 = 1.2;
+const OOM_MIN_BUMP_UP_BYTES: f64 = 100.0 * 1024.0 * 1024.0;
+
 /// Upstream's `resourceAmountFromFloat`: truncated, within [0, 1e14].
 fn amount(x: f64) -> f64 {
     if x > MAX_AMOUNT {
@@ -166,10 +170,30 @@ impl VpaState {
 
     /// A memory sample (bytes): one peak per pod and aggregation interval.
     pub fn add_memory(&mut self, pod: &str, t: f64, bytes: f64) {
+        self.memory_sample(pod, t, bytes, false);
+    }
+
+    /// An OOM kill of a pod's container at `t` (upstream's `RecordOOM`): a memory sample of
+    /// what it needed, `max(used + 100 MiB, used × 1.2)` with `used` the larger of the request
+    /// and the pod's current peak. Discarded when older than the pod's previous aggregation
+    /// interval; returns whether it counted.
+    pub fn add_oom(&mut self, pod: &str, t: f64, request_bytes: f64) -> bool {
         let interval = self.memory_interval_s;
         let st = self.pods.entry(pod.to_string()).or_default();
-        if !(bytes >= 0.0) || st.last_memory_at.is_some_and(|l| t < l) {
-            return;
+        if st.window_end.is_some_and(|end| t < end - interval) {
+            return false;
+        }
+        let used = request_bytes.max(st.memory_peak);
+        let needed = (used + OOM_MIN_BUMP_UP_BYTES).max(used * OOM_BUMP_UP_RATIO);
+        self.memory_sample(pod, t, needed, true)
+    }
+
+    /// Upstream's `addMemorySample`: OOM samples are taken even when older than the last one.
+    fn memory_sample(&mut self, pod: &str, t: f64, bytes: f64, oom: bool) -> bool {
+        let interval = self.memory_interval_s;
+        let st = self.pods.entry(pod.to_string()).or_default();
+        if !(bytes >= 0.0) || (!oom && st.last_memory_at.is_some_and(|l| t < l)) {
+            return false;
         }
         st.last_memory_at = Some(t);
         let window_end = *st.window_end.get_or_insert(t);
@@ -190,6 +214,7 @@ impl VpaState {
             st.memory_peak = bytes;
             self.memory_peaks.add(bytes, 1.0, at);
         }
+        true
     }
 
     /// History length in confidence intervals: `min(lifespan, samples / minutes per interval)`.
@@ -255,12 +280,43 @@ pub fn recommend(cfg: &VpaConfig, s: &VpaState) -> VpaRecommendation {
 pub struct VpaRecommender {
     cfg: VpaConfig,
     state: VpaState,
+    /// Per pod, the OOM kill already taken (`None` until the first tick: kills from before
+    /// the run are not observed, as upstream's OOM observer only sees them happen).
+    ooms_seen: Option<BTreeMap<String, f64>>,
+    /// OOM kills taken into the memory histogram.
+    ooms: u64,
 }
 
 impl VpaRecommender {
     pub fn new(cfg: VpaConfig) -> Result<Self, String> {
         let state = VpaState::new(&cfg)?;
-        Ok(Self { cfg, state })
+        Ok(Self { cfg, state, ooms_seen: None, ooms: 0 })
+    }
+
+    /// Take the OOM kills that happened since the last tick.
+    fn observe_ooms(&mut self, input: &RecommendInput<'_>) {
+        let first = self.ooms_seen.is_none();
+        let seen = self.ooms_seen.get_or_insert_with(BTreeMap::new);
+        for p in input.pods {
+            let Some(at) = p.last_oom_at else { continue };
+            if seen.get(&p.name).is_some_and(|s| *s >= at) {
+                continue;
+            }
+            seen.insert(p.name.clone(), at);
+            if first {
+                continue;
+            }
+            let request_mib = p
+                .containers
+                .iter()
+                .filter_map(|c| c.memory_request_mib)
+                .reduce(f64::max)
+                .or(input.sample.memory_request_mebibytes)
+                .unwrap_or(0.0);
+            if self.state.add_oom(&p.name, at, request_mib * MIB) {
+                self.ooms += 1;
+            }
+        }
     }
 }
 
@@ -300,6 +356,7 @@ impl Recommender for VpaRecommender {
                 self.state.add_memory(&u.pod, u.at, mem * MIB);
             }
         }
+        self.observe_ooms(input);
         if self.state.cpu.is_empty() && self.state.memory_peaks.is_empty() {
             return RecOutput {
                 replicas: None,
@@ -313,7 +370,10 @@ impl Recommender for VpaRecommender {
         let f1 = |x: f64| format!("{x:.1}");
         RecOutput {
             replicas: None,
-            status: "ok".into(),
+            status: match self.ooms {
+                0 => "ok".into(),
+                n => format!("ok ({n} OOM kill{} taken)", if n == 1 { "" } else { "s" }),
+            },
             ai: None,
             values: vec![
                 f0(r.cpu_target_m),
@@ -416,5 +476,79 @@ mod tests {
         assert!(r.cpu_lower_m < r.cpu_target_m && r.cpu_target_m < r.cpu_upper_m, "{r:?}");
         // About two days of history: the upper bound is about 1.5 × p95 with margin.
         assert!((r.confidence - 2.0).abs() < 0.01, "{r:?}");
+    }
+
+    #[test]
+    fn an_oom_kill_records_what_the_pod_needed() {
+        let cfg = VpaConfig::default();
+        let mut s = VpaState::new(&cfg).expect("state");
+        let t0 = 1_700_000_000.0;
+        s.add_memory("p", t0, 50.0 * MIB);
+        // Within the same interval: max(64 MiB request, 50 MiB peak) → max(+100 MiB, ×1.2) = 164 MiB.
+        assert!(s.add_oom("p", t0 + 60.0, 64.0 * MIB));
+        let peak = s.pods.get("p").map(|p| p.memory_peak);
+        assert_eq!(peak, Some(164.0 * MIB));
+        // A large pod: ×1.2 wins over +100 MiB.
+        assert!(s.add_oom("q", t0, 1000.0 * MIB));
+        assert_eq!(s.pods.get("q").map(|p| p.memory_peak), Some(1200.0 * MIB));
+        // Older than the previous aggregation interval: discarded.
+        let day = cfg.memory_aggregation_interval_h * 3600.0;
+        s.add_memory("r", t0 + 3.0 * day, 10.0 * MIB);
+        assert!(!s.add_oom("r", t0 + 3.0 * day - 2.0 * day, 64.0 * MIB));
+    }
+
+    #[tokio::test]
+    async fn the_recommender_takes_oom_kills_seen_during_the_run() {
+        use crate::engine::record::HpaSim;
+        use crate::engine::types::{ContainerInfo, MetricsSample, Mode, PodInfo, PodUsage};
+        let mut rec = VpaRecommender::new(VpaConfig::default()).expect("vpa");
+        let t0 = 1_700_000_000.0;
+        let pod = |oom: Option<f64>| PodInfo {
+            name: "p".into(),
+            last_oom_at: oom,
+            containers: vec![ContainerInfo { memory_request_mib: Some(400.0), ..ContainerInfo::default() }],
+            ..PodInfo::default()
+        };
+        let mut ask = async |now: f64, pods: Vec<PodInfo>| {
+            let sample = MetricsSample {
+                per_pod: vec![PodUsage {
+                    pod: "p".into(),
+                    at: now,
+                    cpu_m: Some(10.0),
+                    memory_mib: Some(300.0),
+                    ..PodUsage::default()
+                }],
+                ..MetricsSample::default()
+            };
+            let sim = HpaSim::default();
+            let input = RecommendInput {
+                now,
+                elapsed_s: now - t0,
+                mode: Mode::Comparison,
+                deployment: None,
+                sample: &sample,
+                pods: &pods,
+                hpa_sim: &sim,
+                min_replicas: 1,
+                max_replicas: 10,
+                cpu_target: 60,
+                memory_target: 80,
+                history: &[],
+                wait: true,
+            };
+            rec.recommend(&input).await
+        };
+        let target = |o: &RecOutput| o.values[3].parse::<f64>().expect("memory target");
+        // An OOM kill from before the run is not taken.
+        let o = ask(t0, vec![pod(Some(t0 - 600.0))]).await;
+        assert_eq!(o.status, "ok");
+        assert!(target(&o) < 400.0, "the 300 MiB used, with margin: {o:?}");
+        // One during the run is: max(400 MiB request + 100 MiB, × 1.2) = 500 MiB, with the 15 % margin.
+        let o = ask(t0 + 15.0, vec![pod(Some(t0 + 10.0))]).await;
+        assert_eq!(o.status, "ok (1 OOM kill taken)");
+        assert!(target(&o) >= 500.0 * 1.15, "{o:?}");
+        // The same kill again is not counted twice.
+        let o = ask(t0 + 30.0, vec![pod(Some(t0 + 10.0))]).await;
+        assert_eq!(o.status, "ok (1 OOM kill taken)");
     }
 }

@@ -176,8 +176,23 @@ pub fn pod_info(p: &Pod) -> PodInfo {
         restarts: status
             .and_then(|s| s.container_statuses.as_ref())
             .map_or(0, |cs| cs.iter().map(|c| c.restart_count.max(0) as u32).sum()),
+        last_oom_at: last_oom_at(p),
         containers,
     }
+}
+
+/// When a container was last OOM-killed: its last termination (or its current state) with
+/// reason `OOMKilled`, the newest of the pod's containers.
+fn last_oom_at(p: &Pod) -> Option<f64> {
+    let statuses = p.status.as_ref()?.container_statuses.as_ref()?;
+    statuses
+        .iter()
+        .flat_map(|c| {
+            [c.last_state.as_ref(), c.state.as_ref()].into_iter().flatten().filter_map(|s| s.terminated.as_ref())
+        })
+        .filter(|t| t.reason.as_deref() == Some("OOMKilled"))
+        .filter_map(|t| t.finished_at.as_ref().map(unix))
+        .reduce(f64::max)
 }
 
 /// The port to forward to: the container's port named `http`, else its first port, else 80.
@@ -468,8 +483,12 @@ mod tests {
                     {"type": "Ready", "status": "False", "lastTransitionTime": "2026-01-01T00:00:30Z"}
                 ],
                 "containerStatuses": [
-                    {"name": "nginx", "ready": false, "restartCount": 2, "image": "x", "imageID": "y"},
-                    {"name": "exporter", "ready": true, "restartCount": 1, "image": "x", "imageID": "y"}
+                    {"name": "nginx", "ready": false, "restartCount": 2, "image": "x", "imageID": "y",
+                     "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled",
+                                                  "finishedAt": "2026-01-01T00:00:20Z"}}},
+                    {"name": "exporter", "ready": true, "restartCount": 1, "image": "x", "imageID": "y",
+                     "lastState": {"terminated": {"exitCode": 1, "reason": "Error",
+                                                  "finishedAt": "2026-01-01T00:00:25Z"}}}
                 ]
             }
         })
@@ -487,6 +506,7 @@ mod tests {
         assert_eq!(info.started_at, Some(t0));
         assert!(info.deleting);
         assert_eq!(info.restarts, 3);
+        assert_eq!(info.last_oom_at, Some(t0 + 20.0), "the OOM kill, not the exporter's error");
         assert_eq!(info.containers.len(), 2);
         assert_eq!(info.containers[0].cpu_request_m, Some(100.0));
         assert_eq!(info.containers[0].memory_limit_mib, Some(128.0));
@@ -498,7 +518,7 @@ mod tests {
         let mut bare = p.clone();
         bare.status = None;
         let info = pod_info(&bare);
-        assert_eq!((info.phase, info.ready, info.started_at), (PodPhase::Pending, None, None));
+        assert_eq!((info.phase, info.ready, info.started_at, info.last_oom_at), (PodPhase::Pending, None, None, None));
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub struct SimPod {
     ready_at: f64,
     deleting_at: Option<f64>,
     restarts: u32,
+    last_oom_at: Option<f64>,
     /// cAdvisor's `container_cpu_usage_seconds_total`.
     pub cpu_seconds_total: f64,
     pub cpu_m: f64,
@@ -177,6 +178,7 @@ impl SimModel {
                 ready_at: created,
                 deleting_at: None,
                 restarts: 0,
+                last_oom_at: None,
                 cpu_seconds_total: 3600.0 * cfg.base_cpu_m / 1000.0,
                 cpu_m: cfg.base_cpu_m,
                 memory_mib: cfg.base_memory_mib,
@@ -293,6 +295,7 @@ impl SimModel {
                     ready_at: f64::INFINITY,
                     deleting_at: None,
                     restarts: 0,
+                    last_oom_at: None,
                     cpu_seconds_total: 0.0,
                     cpu_m: 0.0,
                     memory_mib: 0.0,
@@ -409,6 +412,7 @@ impl SimModel {
             if running && p.memory_mib > c.memory_limit_mib {
                 // OOM-killed: the container restarts; its stressors die with it.
                 p.restarts += 1;
+                p.last_oom_at = Some(t1);
                 p.ready = Some(false);
                 p.ready_transition_at = Some(t1);
                 p.ready_at = t1 + c.start_delay_s + c.readiness_delay_s;
@@ -545,6 +549,7 @@ impl SimModel {
                 started_at: p.started_at,
                 deleting: p.deleting_at.is_some(),
                 restarts: p.restarts,
+                last_oom_at: p.last_oom_at,
                 containers: vec![ContainerInfo {
                     name: "nginx".into(),
                     cpu_request_m: Some(c.cpu_request_m),
@@ -842,6 +847,21 @@ mod tests {
         assert!(m.stop_stress(h.id));
         m.advance_to(72.0);
         assert!(m.pods()[0].memory_mib < cfg.base_memory_mib + 1.0);
+    }
+
+    #[test]
+    fn over_the_memory_limit_the_container_is_oom_killed() {
+        let cfg = SimConfig { noise: 0.0, hpa_present: false, ..SimConfig::default() };
+        let cfg = SimConfig { memory_limit_mib: cfg.base_memory_mib + 30.0, ..cfg };
+        let mut m = SimModel::new(&cfg, 0.0, "webapp", "webapp-hpa", template());
+        let pod = m.pods()[0].name.clone();
+        assert_eq!(m.pod_infos()[0].last_oom_at, None);
+        let h = m.stress_memory(&pod, 40).expect("fits in /dev/shm");
+        m.advance_to(5.0);
+        let info = m.pod_infos().into_iter().find(|p| p.name == pod).expect("pod");
+        assert_eq!(info.restarts, 1);
+        assert!(info.last_oom_at.is_some_and(|t| t > 0.0 && t <= 5.0), "{info:?}");
+        assert!(!m.stress_active(h.id), "the stressor died with the container");
     }
 
     #[test]
