@@ -18,7 +18,7 @@ use scaletui::engine::advisor::{
 };
 use scaletui::engine::messages::{AdvisorEvent, EngineEvent};
 use scaletui::engine::record::{self, HpaSim, Row};
-use scaletui::engine::types::{DeploymentState, MetricsSample, Mode};
+use scaletui::engine::types::{DeploymentState, MetricsSample};
 use support::openai_stub::{MODEL, Reply, Stub, Style, answer_json, tokens};
 use tokio::sync::mpsc;
 
@@ -91,24 +91,17 @@ fn tick(current: i32) -> Tick {
 
 fn input(t: &Tick, wait: bool, max: i32) -> RecommendInput<'_> {
     RecommendInput {
-        now: t.sample.at,
         elapsed_s: 90.0,
-        mode: Mode::AiScaler,
         deployment: Some(DeploymentState {
             spec_replicas: t.current,
             status_replicas: t.current,
             ready_replicas: t.current,
             available_replicas: t.current,
         }),
-        sample: &t.sample,
-        pods: &[],
-        hpa_sim: &t.hpa,
-        min_replicas: 1,
         max_replicas: max,
-        cpu_target: 60,
-        memory_target: 80,
         history: &t.history,
         wait,
+        ..RecommendInput::at(t.sample.at, &t.sample, &t.hpa)
     }
 }
 

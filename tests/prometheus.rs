@@ -554,7 +554,7 @@ fn backfilled_series_give_exact_numbers_for_instant_and_range_queries() {
 fn the_queue_recommender_reads_q_from_a_promql_query() {
     use scaletui::engine::advisor::RecommendInput;
     use scaletui::engine::record::HpaSim;
-    use scaletui::engine::types::{DeploymentState, Mode};
+    use scaletui::engine::types::DeploymentState;
 
     let prom = backfilled_prometheus();
     let ask = |url: &str, query: &str| -> (Option<i32>, String, Vec<String>) {
@@ -568,21 +568,8 @@ fn the_queue_recommender_reads_q_from_a_promql_query() {
         let sample = MetricsSample::default();
         let sim = HpaSim::default();
         let dep = DeploymentState { spec_replicas: 3, status_replicas: 3, ready_replicas: 3, available_replicas: 3 };
-        let input = RecommendInput {
-            now: at(600),
-            elapsed_s: 600.0,
-            mode: Mode::AiScaler,
-            deployment: Some(dep),
-            sample: &sample,
-            pods: &[],
-            hpa_sim: &sim,
-            min_replicas: 1,
-            max_replicas: 10,
-            cpu_target: 60,
-            memory_target: 80,
-            history: &[],
-            wait: true,
-        };
+        let input =
+            RecommendInput { elapsed_s: 600.0, deployment: Some(dep), ..RecommendInput::at(at(600), &sample, &sim) };
         let out = runtime().block_on(recs[0].recommend(&input));
         (out.replicas, out.status, out.values)
     };

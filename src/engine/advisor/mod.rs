@@ -46,6 +46,29 @@ pub struct RecommendInput<'a> {
     pub wait: bool,
 }
 
+impl<'a> RecommendInput<'a> {
+    /// A tick at `now` (elapsed `now`) in `ai_scaler` with the shipped `config.toml`'s limits
+    /// (1–10 replicas, targets 60 % CPU and 80 % memory), no deployment state, pods or history,
+    /// waiting for slow answers; change fields with struct update syntax.
+    pub fn at(now: f64, sample: &'a MetricsSample, hpa_sim: &'a HpaSim) -> Self {
+        RecommendInput {
+            now,
+            elapsed_s: now,
+            mode: Mode::AiScaler,
+            deployment: None,
+            sample,
+            pods: &[],
+            hpa_sim,
+            min_replicas: 1,
+            max_replicas: 10,
+            cpu_target: 60,
+            memory_target: 80,
+            history: &[],
+            wait: true,
+        }
+    }
+}
+
 /// A recommender's answer for one tick.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RecOutput {

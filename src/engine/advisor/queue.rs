@@ -190,7 +190,7 @@ impl Recommender for QueueRecommender {
 mod tests {
     use super::*;
     use crate::engine::record::HpaSim;
-    use crate::engine::types::{DeploymentState, MetricsSample, Mode, Traffic};
+    use crate::engine::types::{DeploymentState, MetricsSample, Traffic};
 
     #[test]
     fn the_seed_rule() {
@@ -228,21 +228,7 @@ mod tests {
             ..MetricsSample::default()
         };
         let sim = HpaSim::default();
-        let input = RecommendInput {
-            now,
-            elapsed_s: now,
-            mode: Mode::AiScaler,
-            deployment: Some(dep),
-            sample: &sample,
-            pods: &[],
-            hpa_sim: &sim,
-            min_replicas: 1,
-            max_replicas: 10,
-            cpu_target: 60,
-            memory_target: 80,
-            history,
-            wait: true,
-        };
+        let input = RecommendInput { deployment: Some(dep), history, ..RecommendInput::at(now, &sample, &sim) };
         rec.recommend(&input).await
     }
 

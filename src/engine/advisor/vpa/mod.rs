@@ -522,19 +522,10 @@ mod tests {
             };
             let sim = HpaSim::default();
             let input = RecommendInput {
-                now,
                 elapsed_s: now - t0,
                 mode: Mode::Comparison,
-                deployment: None,
-                sample: &sample,
                 pods: &pods,
-                hpa_sim: &sim,
-                min_replicas: 1,
-                max_replicas: 10,
-                cpu_target: 60,
-                memory_target: 80,
-                history: &[],
-                wait: true,
+                ..RecommendInput::at(now, &sample, &sim)
             };
             rec.recommend(&input).await
         };
