@@ -427,3 +427,16 @@ fn flag_for(key: &str) -> Option<String> {
     };
     Some(format!("{flag} (config {key})"))
 }
+
+/// Writes `text` to standard output. A reader that went away (`scaletui … | head`) is not an
+/// error: the output is simply no longer wanted. Any other failure (a full disk behind a
+/// redirection) is reported instead of panicking as `print!` would.
+pub fn print_out(text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(format!("cannot write to standard output: {e}")),
+    }
+}

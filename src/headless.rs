@@ -84,8 +84,11 @@ pub async fn run(cfg: Config) -> Result<ExitCode, SetupError> {
     };
     let _ = printer.await;
     eprintln!("scaletui: {} ({} rows)", summary.reason, summary.rows);
-    println!("{}", summary.csv_path.display());
-    println!("{}", summary.events_path.display());
+    if let Err(e) =
+        crate::cli::print_out(&format!("{}\n{}\n", summary.csv_path.display(), summary.events_path.display()))
+    {
+        eprintln!("scaletui: {e}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

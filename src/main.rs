@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use scaletui::cli::{Cli, Command, HpaCommand};
+use scaletui::cli::{Cli, Command, HpaCommand, print_out};
 use scaletui::config;
 use scaletui::engine::hpa::{self, ReconcileInput};
 
@@ -31,7 +31,7 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
         Some(Command::Hpa(HpaCommand::Explain { file })) => hpa_explain(&file),
         Some(Command::Hpa(HpaCommand::Conformance { file })) => hpa_conformance(file.as_deref()),
         Some(Command::Config { default: true }) => {
-            print!("{}", config::DEFAULT_CONFIG_TOML);
+            print_out(config::DEFAULT_CONFIG_TOML)?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Compare(a)) => {
@@ -51,8 +51,8 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
         }
         Some(Command::Config { default: false }) => {
             let (cfg, origin) = load_config(&cli.run)?;
-            println!("# configuration from {origin}, with command-line flags applied");
-            print!("{}", toml::to_string_pretty(&cfg).map_err(|e| e.to_string())?);
+            let text = toml::to_string_pretty(&cfg).map_err(|e| e.to_string())?;
+            print_out(&format!("# configuration from {origin}, with command-line flags applied\n{text}"))?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Load(args)) => {
@@ -111,7 +111,7 @@ fn hpa_explain(file: &str) -> Result<ExitCode, String> {
         serde_json::from_value(value).map_err(|e| format!("{file}: not an HPA situation: {e}"))?;
     let out = hpa::reconcile(&input);
     let json = serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?;
-    println!("{json}");
+    print_out(&format!("{json}\n"))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -123,9 +123,11 @@ fn hpa_conformance(file: Option<&std::path::Path>) -> Result<ExitCode, String> {
     let cases: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))?;
     let results = hpa::conformance::run_all(&cases)?;
     let failed: Vec<_> = results.iter().filter(|r| !r.passed).collect();
+    let mut text = String::new();
     for f in &failed {
-        println!("FAIL {} ({}): {}", f.id, f.kind, f.detail);
+        text += &format!("FAIL {} ({}): {}\n", f.id, f.kind, f.detail);
     }
-    println!("hpa conformance: {} passed, {} failed", results.len() - failed.len(), failed.len());
+    text += &format!("hpa conformance: {} passed, {} failed\n", results.len() - failed.len(), failed.len());
+    print_out(&text)?;
     Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

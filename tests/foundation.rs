@@ -218,3 +218,16 @@ fn hpa_explain_prints_the_decision_and_its_steps() {
     let out = bin().args(["hpa", "explain", "/nonexistent.json"]).output().expect("runs");
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    // `scaletui … | head` : the reader is gone before anything is written.
+    for args in [&["config", "--default"][..], &["hpa", "conformance"][..]] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = bin().args(args).stdout(writer).stderr(Stdio::piped()).output().expect("runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {:?} {err}", out.status);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}

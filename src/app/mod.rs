@@ -170,8 +170,10 @@ fn report(state: &AppState, restored_here: &[String]) -> ExitCode {
         for r in &f.restored {
             eprintln!("  restored: {r}");
         }
-        println!("{}", f.csv_path.display());
-        println!("{}", f.events_path.display());
+        let paths = format!("{}\n{}\n", f.csv_path.display(), f.events_path.display());
+        if let Err(e) = crate::cli::print_out(&paths) {
+            eprintln!("scaletui: {e}");
+        }
     }
     for r in restored_here {
         eprintln!("  restored: {r}");

@@ -186,17 +186,20 @@ pub async fn run(args: LoadArgs, mut cfg: Config, speed_flag: bool) -> Result<u8
     if args.json {
         let out = JsonOut { pattern: describe, summary: &summary, seconds: &seconds };
         let text = serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?;
-        println!("{text}");
+        crate::cli::print_out(&format!("{text}\n"))?;
     } else {
-        print_summary(&summary);
+        crate::cli::print_out(&summary_text(&summary))?;
     }
     Ok(if summary.counts.sent > 0 && summary.counts.responses == 0 { 1 } else { 0 })
 }
 
-fn print_summary(s: &Summary) {
+fn summary_text(s: &Summary) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     let c = &s.counts;
     let planned = s.planned.map(|p| format!("planned {p}  ")).unwrap_or_default();
-    println!(
+    let _ = writeln!(
+        out,
         "Done{}. {planned}sent {}  answered {} (1xx {} 2xx {} 3xx {} 4xx {} 5xx {})  errors {}  timeouts {}  late {}  dropped {}{}  in {:.1}s",
         if s.stopped_early { " (stopped early)" } else { "" },
         c.sent,
@@ -213,18 +216,20 @@ fn print_summary(s: &Summary) {
         if c.cancelled > 0 { format!("  cancelled {}", c.cancelled) } else { String::new() },
         s.elapsed_s,
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  rate: sent {:.1}/s  answered {:.1}/s  connections opened {}",
         s.sent_rps, s.achieved_rps, s.connections_opened
     );
     let from = if s.closed_loop { "from send" } else { "from scheduled send" };
-    println!("  latency ({from}): {}", percentiles(&s.latency));
+    let _ = writeln!(out, "  latency ({from}): {}", percentiles(&s.latency));
     if !s.closed_loop {
-        println!("  service time (from actual send): {}", percentiles(&s.service));
+        let _ = writeln!(out, "  service time (from actual send): {}", percentiles(&s.service));
     }
     for (what, n) in &s.errors_by_kind {
-        println!("  error: {what} x{n}");
+        let _ = writeln!(out, "  error: {what} x{n}");
     }
+    out
 }
 
 fn percentiles(p: &Percentiles) -> String {

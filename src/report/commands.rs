@@ -54,7 +54,7 @@ pub fn run_compare(mut cfg: Config, a: &CompareArgs) -> Result<bool, String> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let outcome = rt.block_on(compare(&cfg, &spec, &rcfg))?;
-    print!("{}", outcome.text);
+    crate::cli::print_out(&outcome.text)?;
     Ok(outcome.failures.is_empty())
 }
 
@@ -63,8 +63,7 @@ pub fn run_report(cfg: Config, a: &ReportArgs) -> Result<(), String> {
     let rcfg = report_cfg(&cfg, a.slo_ms)?;
     let out: PathBuf =
         a.output_dir.clone().unwrap_or_else(|| cfg.experiment.output_dir.join(format!("report_{}", stamp())));
-    print!("{}", report(&a.csv, a.by_phase, &out, &rcfg)?);
-    Ok(())
+    crate::cli::print_out(&report(&a.csv, a.by_phase, &out, &rcfg)?)
 }
 
 /// `scaletui train`.
@@ -88,6 +87,5 @@ pub fn run_train(cfg: Config, a: &TrainArgs) -> Result<(), String> {
         params: ForestParams { trees: a.trees, max_depth: a.max_depth, seed: a.seed, ..ForestParams::default() },
         holdout: a.holdout,
     };
-    print!("{}", crate::train::train(&spec)?);
-    Ok(())
+    crate::cli::print_out(&crate::train::train(&spec)?)
 }
