@@ -43,6 +43,20 @@ struct ChartSpec<'a> {
     value: fn(&RunRow) -> Option<f64>,
     guide: Option<(f64, String)>,
     step: bool,
+    /// Whole numbers only on the y axis (replica counts).
+    integer: bool,
+}
+
+/// An axis label without trailing zeros: `2`, `2.5`, `0.25`.
+fn tidy(v: f64) -> String {
+    let s = format!("{v:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" { "0".into() } else { s.into() }
+}
+
+/// Labels of a count axis: whole numbers, nothing between them.
+fn whole(v: f64) -> String {
+    if (v - v.round()).abs() < 1e-9 { format!("{v:.0}") } else { String::new() }
 }
 
 fn series(run: &RunData, value: fn(&RunRow) -> Option<f64>, step: bool) -> Vec<(f64, f64)> {
@@ -83,6 +97,8 @@ where
         .configure_mesh()
         .x_desc("minutes")
         .y_desc(spec.y_label)
+        .x_label_formatter(&|v| tidy(*v))
+        .y_label_formatter(if spec.integer { &|v: &f64| whole(*v) } else { &|v: &f64| tidy(*v) })
         .label_style(("sans-serif", 14))
         .light_line_style(RGBColor(235, 235, 235))
         .draw()
@@ -133,6 +149,7 @@ pub fn plot_all(dir: &Path, runs: &[RunData], cfg: &ReportConfig) -> Result<Vec<
             value: |r| r.obs.current_replicas,
             guide: None,
             step: true,
+            integer: true,
         },
         ChartSpec {
             file: "latency",
@@ -141,6 +158,7 @@ pub fn plot_all(dir: &Path, runs: &[RunData], cfg: &ReportConfig) -> Result<Vec<
             value: slo_value,
             guide: Some((cfg.slo_ms, format!("SLO {} ms", cfg.slo_ms))),
             step: false,
+            integer: false,
         },
         ChartSpec {
             file: "cpu",
@@ -149,6 +167,7 @@ pub fn plot_all(dir: &Path, runs: &[RunData], cfg: &ReportConfig) -> Result<Vec<
             value: |r| Some(r.obs.cpu_m? * r.obs.pod_count? / 1000.0),
             guide: None,
             step: false,
+            integer: false,
         },
     ];
     let mut files = Vec::new();
@@ -167,6 +186,16 @@ pub fn plot_all(dir: &Path, runs: &[RunData], cfg: &ReportConfig) -> Result<Vec<
 mod tests {
     use super::*;
     use crate::engine::advisor::learned::Obs;
+
+    #[test]
+    fn axis_labels_are_tidy() {
+        assert_eq!(tidy(2.0), "2");
+        assert_eq!(tidy(2.5), "2.5");
+        assert_eq!(tidy(0.25), "0.25");
+        assert_eq!(tidy(-0.0001), "0");
+        assert_eq!(whole(4.0), "4");
+        assert_eq!(whole(4.5), "");
+    }
 
     #[test]
     fn the_embedded_font_parses() {
