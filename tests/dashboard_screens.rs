@@ -58,6 +58,32 @@ fn help_is_generated_from_the_keymap_160x48() {
 }
 
 #[test]
+fn help_scrolls_to_every_key_at_80x24() {
+    let mut s = fixture::state(180, 10.0);
+    s.screen = ratatui::layout::Rect::new(0, 0, 80, 24);
+    key(&mut s, KeyCode::Char('?'));
+    let first = screen(&s, 80, 24);
+    assert!(text(&first).contains("Keys 1–"), "says it scrolls");
+    assert!(text(&first).contains("Up/Down/PgUp/PgDn scroll"), "the hint line stays");
+    let mut seen = text(&first);
+    for _ in 0..40 {
+        key(&mut s, KeyCode::Down);
+        seen.push_str(&text(&screen(&s, 80, 24)));
+    }
+    // Descriptions are wrapped, so look for each one's first words.
+    for b in &s.keymap.bindings {
+        let start: String = b.desc.split(' ').take(3).collect::<Vec<_>>().join(" ");
+        assert!(seen.contains(&start), "scrolling reaches {:?}", b.desc);
+    }
+    let bottom = text(&screen(&s, 80, 24));
+    key(&mut s, KeyCode::End);
+    assert_eq!(text(&screen(&s, 80, 24)), bottom, "Down stops at the end");
+    key(&mut s, KeyCode::Home);
+    assert_eq!(text(&screen(&s, 80, 24)), text(&first));
+    insta::assert_snapshot!(screen(&s, 80, 24).backend());
+}
+
+#[test]
 fn cpu_form_80x24() {
     let mut s = fixture::state(180, 10.0);
     key(&mut s, KeyCode::Char('c'));

@@ -223,13 +223,14 @@ async fn join(task: &mut Option<JoinHandle<RunSummary>>) -> Result<RunSummary, t
 }
 
 /// Draw one frame and count it.
-fn draw<B: Backend>(term: &mut Terminal<B>, state: &AppState, stats: Option<&LoopStats>) -> io::Result<()> {
+fn draw<B: Backend>(term: &mut Terminal<B>, state: &mut AppState, stats: Option<&LoopStats>) -> io::Result<()> {
     // After a panic the terminal is the user's shell again: draw nothing more on it.
     if terminal::has_panicked() {
         return Ok(());
     }
     let t0 = Instant::now();
-    term.draw(|f| crate::widgets::draw(f, state)).map_err(|e| io::Error::other(e.to_string()))?;
+    let frame = term.draw(|f| crate::widgets::draw(f, state)).map_err(|e| io::Error::other(e.to_string()))?;
+    state.screen = frame.area;
     if let Some(s) = stats {
         let ns = t0.elapsed().as_nanos() as u64;
         s.frames.fetch_add(1, Ordering::Relaxed);

@@ -137,9 +137,12 @@ pub struct Toast {
 }
 
 pub enum Popup {
-    Help,
+    /// The keys, scrolled down by that many lines.
+    Help(usize),
     ConfirmMode(Mode),
-    ConfirmQuit { running: usize },
+    ConfirmQuit {
+        running: usize,
+    },
     Form(Box<Form>),
     Export(Box<ExportForm>),
     Prompt(Box<PromptEditor>),
@@ -148,7 +151,7 @@ pub enum Popup {
 impl std::fmt::Debug for Popup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let name = match self {
-            Popup::Help => "Help",
+            Popup::Help(_) => "Help",
             Popup::ConfirmMode(_) => "ConfirmMode",
             Popup::ConfirmQuit { .. } => "ConfirmQuit",
             Popup::Form(_) => "Form",
@@ -194,6 +197,8 @@ pub struct AppState {
     pub events_scroll: usize,
     pub popup: Option<Popup>,
     pub toast: Option<Toast>,
+    /// The terminal's area at the last frame (what scrolling a popup is clamped to).
+    pub screen: ratatui::layout::Rect,
     /// Wall clock (Unix seconds), updated by the loop's timer.
     pub wall_now: f64,
     /// The prompt template in effect.
@@ -248,6 +253,7 @@ impl AppState {
             events_scroll: 0,
             popup: None,
             toast: None,
+            screen: ratatui::layout::Rect::new(0, 0, 80, 24),
             wall_now,
             prompt_template: PromptTemplate::default(),
             driver: cfg_driver,

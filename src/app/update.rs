@@ -274,7 +274,7 @@ pub fn on_action(state: &mut AppState, action: Action) -> Vec<Command> {
             Vec::new()
         }
         Action::Help => {
-            state.popup = Some(Popup::Help);
+            state.popup = Some(Popup::Help(0));
             Vec::new()
         }
         Action::Close => {
@@ -320,9 +320,24 @@ fn on_popup_key(state: &mut AppState, k: KeyEvent) -> Vec<Command> {
     let Some(popup) = state.popup.take() else { return Vec::new() };
     let close = state.keymap.is(Action::Close, &k);
     match popup {
-        Popup::Help => {
+        Popup::Help(scroll) => {
             if !(close || state.keymap.is(Action::Help, &k) || state.keymap.is(Action::Quit, &k)) {
-                state.popup = Some(Popup::Help);
+                let max = crate::widgets::popups::help_max_scroll(state.screen, state);
+                let page = crate::widgets::popups::help_visible(state.screen, state).max(1);
+                let to = if state.keymap.is(Action::Up, &k) {
+                    scroll.saturating_sub(1)
+                } else if state.keymap.is(Action::Down, &k) {
+                    scroll + 1
+                } else {
+                    match k.code {
+                        KeyCode::PageUp => scroll.saturating_sub(page),
+                        KeyCode::PageDown | KeyCode::Char(' ') => scroll + page,
+                        KeyCode::Home => 0,
+                        KeyCode::End => max,
+                        _ => scroll,
+                    }
+                };
+                state.popup = Some(Popup::Help(to.min(max)));
             }
             Vec::new()
         }
@@ -852,9 +867,9 @@ mod tests {
     fn help_opens_and_closes() {
         let mut s = state();
         ch(&mut s, '?');
-        assert!(matches!(s.popup, Some(Popup::Help)));
+        assert!(matches!(s.popup, Some(Popup::Help(0))));
         ch(&mut s, 'z');
-        assert!(matches!(s.popup, Some(Popup::Help)), "other keys keep it");
+        assert!(matches!(s.popup, Some(Popup::Help(0))), "other keys keep it");
         key(&mut s, KeyCode::Esc);
         assert!(s.popup.is_none());
     }

@@ -17,7 +17,7 @@ use crate::engine::types::Mode;
 /// The hint line while a popup is open: (key, what it does).
 pub fn hints(popup: &Popup) -> Vec<(&'static str, &'static str)> {
     match popup {
-        Popup::Help => vec![("Esc", "close")],
+        Popup::Help(_) => vec![("Up/Down/PgUp/PgDn", "scroll"), ("Esc", "close")],
         Popup::ConfirmMode(_) | Popup::ConfirmQuit { .. } => vec![("y", "yes"), ("n/Esc", "no")],
         Popup::Form(_) => vec![("Enter", "launch"), ("Tab/Up/Down", "field"), ("Esc", "cancel")],
         Popup::Export(_) => vec![("Enter", "export"), ("Esc", "cancel")],
@@ -80,7 +80,7 @@ pub fn render(area: Rect, buf: &mut Buffer, state: &AppState) {
     }
     let Some(popup) = &state.popup else { return };
     match popup {
-        Popup::Help => help(area, buf, state),
+        Popup::Help(scroll) => help(area, buf, state, *scroll),
         Popup::ConfirmMode(mode) => confirm_mode(area, buf, state, *mode),
         Popup::ConfirmQuit { running } => {
             let r = centered(area, 66, 7);
@@ -145,24 +145,67 @@ fn confirm_mode(area: Rect, buf: &mut Buffer, state: &AppState, mode: Mode) {
     put(buf, inner, &mut y, yes_no(p, "switch", "cancel"));
 }
 
-fn help(area: Rect, buf: &mut Buffer, state: &AppState) {
-    let p = state.palette();
+/// One line of the help: a group title, or a key's description (the keys on its first line).
+enum HelpLine {
+    Group(&'static str),
+    Entry { keys: String, text: String },
+}
+
+/// The help popup's rectangle in `area` and its lines, descriptions wrapped to its width.
+fn help_layout(area: Rect, state: &AppState) -> (Rect, Vec<HelpLine>) {
     let sections = state.keymap.help_sections();
-    let rows: usize = sections.iter().map(|(_, r)| r.len() + 1).sum();
-    let h = (rows as u16 + 2).min(area.height);
-    let r = centered(area, 114, h);
-    let inner = frame(r, buf, "Keys", p);
     let kw = sections.iter().flat_map(|(_, r)| r.iter().map(|(k, _)| k.chars().count())).max().unwrap_or(4) + 2;
-    let mut y = inner.y;
+    let width = 114.min(area.width);
+    let text_w = (width.saturating_sub(2) as usize).saturating_sub(kw + 2).max(8);
+    let mut lines = Vec::new();
     for (group, entries) in sections {
-        say(buf, inner, &mut y, group, p.accent());
+        lines.push(HelpLine::Group(group));
         for (keys, desc) in entries {
-            put(
+            for (i, part) in wrap(desc, text_w).into_iter().enumerate() {
+                let keys = if i == 0 { format!("  {keys:<kw$}") } else { " ".repeat(kw + 2) };
+                lines.push(HelpLine::Entry { keys, text: part });
+            }
+        }
+    }
+    // The hint line (how to scroll, how to close) stays visible below it.
+    let room = if area.height > 6 { area.height - 1 } else { area.height };
+    let h = (lines.len() as u16).saturating_add(2).min(room);
+    let r = centered(area, width, h);
+    (Rect { y: area.y + (room - h) / 2, ..r }, lines)
+}
+
+/// How many lines of the help fit on a screen of `area`.
+pub fn help_visible(area: Rect, state: &AppState) -> usize {
+    help_layout(area, state).0.height.saturating_sub(2) as usize
+}
+
+/// How far the help can scroll on a screen of `area`.
+pub fn help_max_scroll(area: Rect, state: &AppState) -> usize {
+    let (r, lines) = help_layout(area, state);
+    lines.len().saturating_sub(r.height.saturating_sub(2) as usize)
+}
+
+fn help(area: Rect, buf: &mut Buffer, state: &AppState, scroll: usize) {
+    let p = state.palette();
+    let (r, lines) = help_layout(area, state);
+    let visible = r.height.saturating_sub(2) as usize;
+    let scroll = scroll.min(lines.len().saturating_sub(visible));
+    let title = if lines.len() > visible {
+        format!("Keys {}–{} of {} (↑↓ PgUp PgDn)", scroll + 1, (scroll + visible).min(lines.len()), lines.len())
+    } else {
+        "Keys".to_string()
+    };
+    let inner = frame(r, buf, &title, p);
+    let mut y = inner.y;
+    for line in lines.iter().skip(scroll).take(visible) {
+        match line {
+            HelpLine::Group(g) => say(buf, inner, &mut y, *g, p.accent()),
+            HelpLine::Entry { keys, text } => put(
                 buf,
                 inner,
                 &mut y,
-                Line::from(vec![Span::styled(format!("  {keys:<kw$}"), p.label()), Span::styled(desc, p.text())]),
-            );
+                Line::from(vec![Span::styled(keys.clone(), p.label()), Span::styled(text.clone(), p.text())]),
+            ),
         }
     }
 }
