@@ -71,10 +71,22 @@ pub struct RunData {
     pub rows: Vec<RunRow>,
 }
 
-/// Columns a record must have.
-const REQUIRED: [&str; 3] = ["elapsed_s", "current_replicas", "mode"];
+/// Columns a record must have (and `elapsed_s`, or `timestamp` to derive it from).
+const REQUIRED: [&str; 2] = ["current_replicas", "mode"];
 
-/// Read a scaletui CSV record. Unknown values (empty cells) stay unknown.
+/// Seconds since the Unix epoch of a record's `timestamp`: RFC 3339 (scaletui's), or an ISO
+/// date-time without an offset, read as UTC (what the seed tools' `datetime.utcnow()` wrote).
+fn timestamp_s(t: &str) -> Option<f64> {
+    if let Ok(ts) = t.parse::<jiff::Timestamp>() {
+        return Some(ts.as_nanosecond() as f64 / 1e9);
+    }
+    let dt: jiff::civil::DateTime = t.replace(' ', "T").parse().ok()?;
+    let ts = dt.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp();
+    Some(ts.as_nanosecond() as f64 / 1e9)
+}
+
+/// Read a scaletui CSV record — or a seed tool's, which has the same first columns but no
+/// `elapsed_s`: then the time comes from `timestamp`. Unknown values (empty cells) stay unknown.
 pub fn load_run(path: &Path, label: &str) -> Result<RunData, String> {
     let name = path.display().to_string();
     let mut rdr = csv::ReaderBuilder::new().flexible(false).from_path(path).map_err(|e| format!("{name}: {e}"))?;
@@ -83,6 +95,11 @@ pub fn load_run(path: &Path, label: &str) -> Result<RunData, String> {
     if let Some(missing) = REQUIRED.iter().find(|c| col(c).is_none()) {
         return Err(format!("{name}: not a scaletui record (no {missing} column)"));
     }
+    let i_ts = col("timestamp");
+    if col("elapsed_s").is_none() && i_ts.is_none() {
+        return Err(format!("{name}: not a scaletui record (no elapsed_s or timestamp column)"));
+    }
+    let mut t0: Option<f64> = None;
     let idx = |c: &str| col(c);
     let (i_el, i_cur, i_ready, i_cpu, i_mem, i_cpureq, i_memreq, i_pods) = (
         idx("elapsed_s"),
@@ -116,7 +133,15 @@ pub fn load_run(path: &Path, label: &str) -> Result<RunData, String> {
             }
             t.parse::<f64>().map(Some).map_err(|_| format!("{name}: row {}: {what} is not a number: {t:?}", n + 2))
         };
-        let elapsed = num(i_el, "elapsed_s")?.ok_or_else(|| format!("{name}: row {}: no elapsed_s", n + 2))?;
+        let elapsed = match i_el {
+            Some(_) => num(i_el, "elapsed_s")?.ok_or_else(|| format!("{name}: row {}: no elapsed_s", n + 2))?,
+            None => {
+                let t = text(i_ts);
+                let at = timestamp_s(&t)
+                    .ok_or_else(|| format!("{name}: row {}: timestamp is not a date and time: {t:?}", n + 2))?;
+                at - *t0.get_or_insert(at)
+            }
+        };
         rows.push(RunRow {
             obs: Obs {
                 elapsed_s: elapsed,
@@ -151,7 +176,9 @@ pub fn load_run(path: &Path, label: &str) -> Result<RunData, String> {
 /// Split a run where the mode (or, in ai_scaler, the driver) changes: `<label>:<mode>` or
 /// `<label>:ai_scaler/<driver>`, numbered when a phase repeats.
 pub fn split_phases(run: &RunData) -> Vec<RunData> {
-    let key = |r: &RunRow| if r.mode == "ai_scaler" { format!("{}/{}", r.mode, r.driver) } else { r.mode.clone() };
+    let key = |r: &RunRow| {
+        if r.mode == "ai_scaler" && !r.driver.is_empty() { format!("{}/{}", r.mode, r.driver) } else { r.mode.clone() }
+    };
     let mut out: Vec<RunData> = Vec::new();
     let mut last = String::new();
     for r in &run.rows {
@@ -198,6 +225,10 @@ pub struct Summary {
     pub time_to_scale_s: Option<f64>,
     /// ai_scaler ticks where the driver had no answer and the fallback applied.
     pub fallback_ticks: u32,
+    /// Rows with a request rate, and with latency percentiles (none in a record from a tool
+    /// that did not measure them: its traffic figures are unknown, not zero).
+    pub traffic_ticks: u32,
+    pub latency_ticks: u32,
 }
 
 /// Compute the figures. Traffic columns cover the interval that ends at their row; replica
@@ -215,6 +246,9 @@ pub fn summarize(run: &RunData, cfg: &ReportConfig) -> Summary {
         let prev = i.checked_sub(1).map(|j| &rows[j]);
         let dt = prev.map_or(0.0, |p| (o.elapsed_s - p.obs.elapsed_s).max(0.0));
         let served = r.served_rps.unwrap_or(0.0) * dt;
+        if o.rps.is_some() || r.served_rps.is_some() {
+            s.traffic_ticks += 1;
+        }
         s.requests += o.rps.unwrap_or(0.0) * dt;
         s.served += served;
         s.dropped += o.errors_per_s.unwrap_or(0.0) * dt;
@@ -267,6 +301,7 @@ pub fn summarize(run: &RunData, cfg: &ReportConfig) -> Summary {
         s.p95_ms = Some(w95 / wsum);
         s.p99_ms = Some(w99 / wsum);
     }
+    s.latency_ticks = with_latency;
     if with_latency > 0 {
         s.slo_violation_pct = 100.0 * f64::from(s.slo_violations) / f64::from(with_latency);
     }
@@ -346,19 +381,21 @@ impl Summary {
     /// Cells of the summary CSV (fixed decimals; unknown = empty).
     pub fn cells(&self) -> Vec<String> {
         let o = |v: Option<f64>, dp: usize| v.map_or(String::new(), |x| format!("{x:.dp$}"));
+        let traffic = |v: String| if self.traffic_ticks > 0 { v } else { String::new() };
+        let latency = |v: String| if self.latency_ticks > 0 { v } else { String::new() };
         vec![
             self.label.clone(),
             format!("{:.0}", self.duration_s),
-            format!("{:.0}", self.requests),
-            format!("{:.0}", self.served),
-            format!("{:.0}", self.dropped),
-            format!("{:.2}", self.dropped_pct()),
+            traffic(format!("{:.0}", self.requests)),
+            traffic(format!("{:.0}", self.served)),
+            traffic(format!("{:.0}", self.dropped)),
+            traffic(format!("{:.2}", self.dropped_pct())),
             o(self.p50_ms, 1),
             o(self.p95_ms, 1),
             o(self.p99_ms, 1),
             o(self.peak_p99_ms, 1),
-            self.slo_violations.to_string(),
-            format!("{:.1}", self.slo_violation_pct),
+            latency(self.slo_violations.to_string()),
+            latency(format!("{:.1}", self.slo_violation_pct)),
             format!("{:.0}", self.replica_seconds),
             format!("{:.2}", self.mean_replicas),
             format!("{:.0}", self.max_replicas),
@@ -395,12 +432,16 @@ pub fn table(summaries: &[Summary], cfg: &ReportConfig) -> String {
         .map(|s| {
             vec![
                 s.label.clone(),
-                format!("{:.0}", s.served),
-                format!("{:.0} ({:.1} %)", s.dropped, s.dropped_pct()),
+                if s.traffic_ticks > 0 { format!("{:.0}", s.served) } else { "-".into() },
+                if s.traffic_ticks > 0 { format!("{:.0} ({:.1} %)", s.dropped, s.dropped_pct()) } else { "-".into() },
                 opt(s.p50_ms, 1),
                 opt(s.p95_ms, 1),
                 opt(s.p99_ms, 1),
-                format!("{} ({:.0} %)", s.slo_violations, s.slo_violation_pct),
+                if s.latency_ticks > 0 {
+                    format!("{} ({:.0} %)", s.slo_violations, s.slo_violation_pct)
+                } else {
+                    "-".into()
+                },
                 format!("{:.0}", s.replica_seconds),
                 format!("{:.3}", s.cpu_core_hours),
                 s.scale_events.to_string(),
@@ -553,6 +594,50 @@ mod tests {
         // CPU: 50 m × ready pods over each interval.
         let want_ch = (0.1 + 0.1 + 0.2 + 0.15) * 30.0 / 3600.0;
         assert!((s.cpu_core_hours - want_ch).abs() < 1e-12);
+    }
+
+    /// A record with the seed tool's 25 columns only, its timestamps in `stamps`.
+    fn seed_record(dir: &Path, stamps: &[&str]) -> PathBuf {
+        let path = dir.join("experiment_hpa_only_seed.csv");
+        let mut text = crate::engine::record::SEED_COLUMNS.join(",") + "\n";
+        for (i, t) in stamps.iter().enumerate() {
+            let replicas = if i < 2 { 3 } else { 5 };
+            text += &format!(
+                "{t},hpa_only,{replicas},{replicas},80.5,40.2,100,64,{replicas},3,2.4,3,1,no_change,0.8,0.6,{replicas},{replicas},,,,,,,hpa\n"
+            );
+        }
+        std::fs::write(&path, text).expect("write");
+        path
+    }
+
+    #[test]
+    fn a_seed_tools_record_is_read_with_time_from_its_timestamps() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // The seed runner wrote naive UTC ISO times; scaletui writes RFC 3339.
+        for stamps in [
+            [
+                "2025-03-01T12:00:00.250000",
+                "2025-03-01T12:00:30.250000",
+                "2025-03-01T12:01:00.250000",
+                "2025-03-01 12:01:30.250000",
+            ],
+            ["2025-03-01T12:00:00Z", "2025-03-01T12:00:30Z", "2025-03-01T13:01:00+01:00", "2025-03-01T12:01:30.000Z"],
+        ] {
+            let run = load_run(&seed_record(dir.path(), &stamps), "seed").expect("reads");
+            let t: Vec<f64> = run.rows.iter().map(|r| r.obs.elapsed_s).collect();
+            assert_eq!(t, [0.0, 30.0, 60.0, 90.0], "{stamps:?}");
+            let s = summarize(&run, &ReportConfig::default());
+            assert_eq!(s.replica_seconds, 30.0 * (3.0 + 3.0 + 5.0));
+            assert_eq!(s.scale_events, 1);
+            // No traffic or latency recorded: unknown, not zero.
+            let t = table(&[s], &ReportConfig::default());
+            let row = t.lines().nth(2).expect("a row");
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            assert_eq!(&cells[2..8], ["-", "-", "-", "-", "-", "-"], "{row}");
+        }
+        let bad = seed_record(dir.path(), &["2025-03-01T12:00:00", "yesterday"]);
+        let e = load_run(&bad, "seed").expect_err("a bad time");
+        assert!(e.contains("row 3: timestamp is not a date and time: \"yesterday\""), "{e}");
     }
 
     #[test]
