@@ -322,8 +322,8 @@ fn on_popup_key(state: &mut AppState, k: KeyEvent) -> Vec<Command> {
     match popup {
         Popup::Help(scroll) => {
             if !(close || state.keymap.is(Action::Help, &k) || state.keymap.is(Action::Quit, &k)) {
-                let max = crate::widgets::popups::help_max_scroll(state.screen, state);
-                let page = crate::widgets::popups::help_visible(state.screen, state).max(1);
+                let (page, max) = crate::widgets::popups::help_scroll_limits(state.screen, state);
+                let page = page.max(1);
                 let to = if state.keymap.is(Action::Up, &k) {
                     scroll.saturating_sub(1)
                 } else if state.keymap.is(Action::Down, &k) {

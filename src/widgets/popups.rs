@@ -174,15 +174,11 @@ fn help_layout(area: Rect, state: &AppState) -> (Rect, Vec<HelpLine>) {
     (Rect { y: area.y + (room - h) / 2, ..r }, lines)
 }
 
-/// How many lines of the help fit on a screen of `area`.
-pub fn help_visible(area: Rect, state: &AppState) -> usize {
-    help_layout(area, state).0.height.saturating_sub(2) as usize
-}
-
-/// How far the help can scroll on a screen of `area`.
-pub fn help_max_scroll(area: Rect, state: &AppState) -> usize {
+/// On a screen of `area`: how many lines of the help fit, and how far it can scroll.
+pub fn help_scroll_limits(area: Rect, state: &AppState) -> (usize, usize) {
     let (r, lines) = help_layout(area, state);
-    lines.len().saturating_sub(r.height.saturating_sub(2) as usize)
+    let visible = r.height.saturating_sub(2) as usize;
+    (visible, lines.len().saturating_sub(visible))
 }
 
 fn help(area: Rect, buf: &mut Buffer, state: &AppState, scroll: usize) {
