@@ -84,6 +84,18 @@ fn help_scrolls_to_every_key_at_80x24() {
 }
 
 #[test]
+fn a_narrow_advisor_panel_still_says_what_failed_80x24() {
+    let mut s = fixture::state(180, 10.0);
+    let mut row = fixture::row(180, 10.0);
+    row.ai.status = Some("unreachable".into());
+    row.ai.error = Some("cannot connect to http://models.example:11434/v1: connection refused".into());
+    update(&mut s, Msg::Engine(Box::new(scaletui::engine::messages::EngineEvent::Sample(Box::new(row)))));
+    let t = text(&screen(&s, 80, 24));
+    assert!(t.contains("error: cannot connect to"), "{t}");
+    assert!(t.contains("http://models.example:11434"), "the second line holds the URL: {t}");
+}
+
+#[test]
 fn cpu_form_80x24() {
     let mut s = fixture::state(180, 10.0);
     key(&mut s, KeyCode::Char('c'));

@@ -119,7 +119,10 @@ pub fn advisor(area: Rect, buf: &mut Buffer, state: &AppState) {
             ]));
         }
         if let Some(err) = ai.and_then(|x| x.error.as_deref()) {
-            lines.push(Line::from(Span::styled(format!("error: {err}"), p.error())));
+            // Two lines of it, so a narrow panel still says what went wrong.
+            for part in wrap(&format!("error: {err}"), w).into_iter().take(2) {
+                lines.push(Line::from(Span::styled(part, p.error())));
+            }
         }
     }
     if let Some(r) = row {
