@@ -637,6 +637,42 @@ fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
     (header, rows)
 }
 
+/// No model server at the URL: one event says so and what to do; when a server comes up there,
+/// another says it answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_model_server_is_an_event_with_what_to_do_and_so_is_its_return() {
+    use tokio::io::AsyncBufReadExt;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_scaletui"))
+        .env_remove("SCALETUI_CONFIG")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["--headless", "--speed", "10", "--interval", "10", "--duration", "10"])
+        .args(["--ai-url", &format!("http://127.0.0.1:{port}/v1"), "--output-dir"])
+        .arg(dir.path())
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starts");
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut next_advisor_event = async || loop {
+        match tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await {
+            Ok(Ok(Some(l))) if l.contains("] advisor: ") => return l,
+            Ok(Ok(Some(_))) => {}
+            other => panic!("no advisor event: {other:?}"),
+        }
+    };
+    let down = next_advisor_event().await;
+    assert!(down.contains(&format!("cannot connect to http://127.0.0.1:{port}/v1")), "{down}");
+    assert!(down.contains("ollama serve") && down.contains("--ai-url") && down.contains("enabled = false"), "{down}");
+    let _stub = Stub::start_at(&format!("127.0.0.1:{port}")).await;
+    let up = next_advisor_event().await;
+    assert!(up.ends_with("advisor: the model server answers again"), "{up}");
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+}
+
 /// The real binary, headless on the simulator in `ai_scaler`, against the stub: the advisor's
 /// answers are applied (clamped), failures fall back to the HPA algorithm's decision, the AI
 /// columns say which, and the API key appears nowhere.

@@ -220,6 +220,8 @@ pub struct Experiment {
     dropped_events: u64,
     /// The metric source's status kind on the last tick (an event marks each change).
     metrics_kind: &'static str,
+    /// Whether the last advisor call found no model server (an event marks each change).
+    advisor_unreachable: bool,
 }
 
 const HISTORY_ROWS: usize = 120;
@@ -277,6 +279,7 @@ impl Experiment {
             ticks: 0,
             dropped_events: 0,
             metrics_kind: "ok",
+            advisor_unreachable: false,
         })
     }
 
@@ -870,6 +873,7 @@ impl Experiment {
                 });
             }
         }
+        self.note_advisor_reachability(&row.ai);
         if let Err(e) = self.recorder.write_row(&row) {
             self.send(EngineEvent::Notice(format!("cannot write the CSV: {e}")));
         }
@@ -878,6 +882,29 @@ impl Experiment {
             self.history.pop_front();
         }
         self.send(EngineEvent::Sample(Box::new(row)));
+    }
+
+    /// An event when the advisor's model server stops or starts answering, the first saying what
+    /// to do about it (the row's `ai_error` holds the details every tick).
+    fn note_advisor_reachability(&mut self, ai: &crate::engine::record::AiColumns) {
+        let status = ai.status.as_deref().unwrap_or("");
+        if status == "pending" || status.is_empty() {
+            return;
+        }
+        let unreachable = status == "unreachable";
+        if unreachable == self.advisor_unreachable {
+            return;
+        }
+        self.advisor_unreachable = unreachable;
+        let detail = if unreachable {
+            format!(
+                "{}; start a model server (e.g. `ollama serve`), point --ai-url at one, or set enabled = false in [advisor]",
+                ai.error.as_deref().unwrap_or("no model server answers")
+            )
+        } else {
+            "the model server answers again".to_string()
+        };
+        self.event("advisor", detail);
     }
 
     /// The HPA algorithm on this tick's observation (a shadow: it never scales anything).

@@ -257,13 +257,18 @@ impl Drop for Stub {
 impl Stub {
     /// Start on 127.0.0.1 on a free port. The default reply is a valid answer of 3 replicas.
     pub async fn start() -> Self {
+        Self::start_at("127.0.0.1:0").await
+    }
+
+    /// Start on a given address (a server that comes up where a client already looks).
+    pub async fn start_at(addr: &str) -> Self {
         let inner = Arc::new(Inner::default());
         *lock(&inner.default) = Reply::answer(3);
         let app = Router::new()
             .route("/v1/models", get(models))
             .route("/v1/chat/completions", post(chat))
             .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap_or_else(|e| panic!("bind {addr}: {e}"));
         let addr = listener.local_addr().expect("local addr");
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
