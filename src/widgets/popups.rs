@@ -174,18 +174,23 @@ fn help_layout(area: Rect, state: &AppState) -> (Rect, Vec<HelpLine>) {
     (Rect { y: area.y + (room - h) / 2, ..r }, lines)
 }
 
+/// How many of `lines` fit in the help's rectangle `r`, and how far they can scroll.
+fn scroll_limits(r: Rect, lines: usize) -> (usize, usize) {
+    let visible = r.height.saturating_sub(2) as usize;
+    (visible, lines.saturating_sub(visible))
+}
+
 /// On a screen of `area`: how many lines of the help fit, and how far it can scroll.
 pub fn help_scroll_limits(area: Rect, state: &AppState) -> (usize, usize) {
     let (r, lines) = help_layout(area, state);
-    let visible = r.height.saturating_sub(2) as usize;
-    (visible, lines.len().saturating_sub(visible))
+    scroll_limits(r, lines.len())
 }
 
 fn help(area: Rect, buf: &mut Buffer, state: &AppState, scroll: usize) {
     let p = state.palette();
     let (r, lines) = help_layout(area, state);
-    let visible = r.height.saturating_sub(2) as usize;
-    let scroll = scroll.min(lines.len().saturating_sub(visible));
+    let (visible, max) = scroll_limits(r, lines.len());
+    let scroll = scroll.min(max);
     let title = if lines.len() > visible {
         format!("Keys {}–{} of {} (↑↓ PgUp PgDn)", scroll + 1, (scroll + visible).min(lines.len()), lines.len())
     } else {
