@@ -115,6 +115,8 @@ pub struct ScalingConfig {
     pub max_replicas: i32,
     pub cpu_target: i32,
     pub memory_target: i32,
+    /// The HPA's metrics (what scaletui creates, the simulated HPA and `hpa_sim` use).
+    pub metrics: Vec<HpaMetric>,
     pub behavior: BehaviorConfig,
 }
 
@@ -125,7 +127,133 @@ impl Default for ScalingConfig {
             max_replicas: 10,
             cpu_target: 60,
             memory_target: 80,
+            metrics: vec![HpaMetric::Cpu, HpaMetric::Memory],
             behavior: BehaviorConfig::default(),
+        }
+    }
+}
+
+impl ScalingConfig {
+    /// The metrics as HPA `spec.metrics` entries.
+    pub fn hpa_metrics(&self) -> Vec<crate::engine::hpa::MetricSpec> {
+        use crate::engine::hpa::{MetricSpec, MetricTarget};
+        self.metrics
+            .iter()
+            .map(|m| match m {
+                HpaMetric::Cpu => MetricSpec::resource_utilization("cpu", self.cpu_target),
+                HpaMetric::Memory => MetricSpec::resource_utilization("memory", self.memory_target),
+                HpaMetric::Pods { figure, target } => MetricSpec {
+                    kind: "Pods".into(),
+                    metric: Some(figure.metric_name().into()),
+                    target: Some(MetricTarget {
+                        average_value_milli: Some((target * 1000.0).round() as i64),
+                        ..MetricTarget::default()
+                    }),
+                    ..MetricSpec::default()
+                },
+            })
+            .collect()
+    }
+
+    pub fn uses(&self, m: &HpaMetric) -> bool {
+        self.metrics.iter().any(|x| std::mem::discriminant(x) == std::mem::discriminant(m))
+    }
+}
+
+/// A per-pod figure an HPA `Pods` metric can average.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PodFigure {
+    /// Requests per second reaching the pod.
+    Rps,
+    /// Requests queued, not in service.
+    Waiting,
+    /// Requests queued or in service.
+    InFlight,
+}
+
+impl PodFigure {
+    pub const ALL: [PodFigure; 3] = [PodFigure::Rps, PodFigure::Waiting, PodFigure::InFlight];
+
+    /// The custom metric's name in the HPA object (what a metrics adapter must serve).
+    pub fn metric_name(self) -> &'static str {
+        match self {
+            PodFigure::Rps => "http_requests_per_second",
+            PodFigure::Waiting => "http_requests_waiting",
+            PodFigure::InFlight => "http_requests_in_flight",
+        }
+    }
+
+    pub fn from_metric_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.metric_name() == name)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PodFigure::Rps => "rps",
+            PodFigure::Waiting => "waiting",
+            PodFigure::InFlight => "in_flight",
+        }
+    }
+}
+
+/// One entry of `[scaling] metrics`: `"cpu"`, `"memory"` (utilization of the request, with
+/// `cpu_target` / `memory_target`) or `{ pods = "rps" | "waiting" | "in_flight", target = N }`
+/// (the average per pod).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum HpaMetric {
+    Cpu,
+    Memory,
+    Pods { figure: PodFigure, target: f64 },
+}
+
+impl Serialize for HpaMetric {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            HpaMetric::Cpu => s.serialize_str("cpu"),
+            HpaMetric::Memory => s.serialize_str("memory"),
+            HpaMetric::Pods { figure, target } => {
+                let mut m = s.serialize_map(Some(2))?;
+                m.serialize_entry("pods", figure.as_str())?;
+                m.serialize_entry("target", target)?;
+                m.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for HpaMetric {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Pods {
+            pods: PodFigure,
+            target: f64,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Name(String),
+            Pods(Pods),
+        }
+        let raw = Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "each metric is \"cpu\", \"memory\" or { pods = \"rps\" | \"waiting\" | \"in_flight\", target = N }",
+            )
+        })?;
+        match raw {
+            Raw::Name(n) if n == "cpu" => Ok(HpaMetric::Cpu),
+            Raw::Name(n) if n == "memory" => Ok(HpaMetric::Memory),
+            Raw::Name(n) => Err(serde::de::Error::custom(format!(
+                "unknown metric {n:?}: \"cpu\", \"memory\" or {{ pods = \"rps\" | \"waiting\" | \"in_flight\", target = N }}"
+            ))),
+            Raw::Pods(p) if p.target.is_finite() && p.target > 0.0 => {
+                Ok(HpaMetric::Pods { figure: p.pods, target: p.target })
+            }
+            Raw::Pods(p) => {
+                Err(serde::de::Error::custom(format!("a pods metric needs a target > 0, not {}", p.target)))
+            }
         }
     }
 }
@@ -260,6 +388,7 @@ pub struct PromQueries {
     pub latency_p95_ms: String,
     pub latency_p99_ms: String,
     pub in_flight: String,
+    pub waiting: String,
 }
 
 impl Default for PromQueries {
@@ -298,13 +427,16 @@ impl Default for PromQueries {
             latency_p95_ms: quantile("0.95"),
             latency_p99_ms: quantile("0.99"),
             in_flight: format!("sum(http_requests_in_flight{{{http}}})"),
+            waiting: format!(
+                "sum(http_requests_waiting{{{http}}}) + (sum(dispatcher_queue_size{{{http}}}) or vector(0))"
+            ),
         }
     }
 }
 
 impl PromQueries {
     /// (config key, template) in a fixed order.
-    pub fn all(&self) -> [(&'static str, &str); 13] {
+    pub fn all(&self) -> [(&'static str, &str); 14] {
         [
             ("cpu", &self.cpu),
             ("memory", &self.memory),
@@ -319,6 +451,7 @@ impl PromQueries {
             ("latency_p95_ms", &self.latency_p95_ms),
             ("latency_p99_ms", &self.latency_p99_ms),
             ("in_flight", &self.in_flight),
+            ("waiting", &self.waiting),
         ]
     }
 }
@@ -359,7 +492,7 @@ impl Default for AdvisorConfig {
 }
 
 /// Simulator clock speed: a factor of real time, or as fast as possible (headless only).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Speed {
     Factor(f64),
     Max,
@@ -387,6 +520,16 @@ impl std::str::FromStr for Speed {
     }
 }
 
+/// Written as it is read: a number, or `"max"`.
+impl Serialize for Speed {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Speed::Factor(x) => s.serialize_f64(*x),
+            Speed::Max => s.serialize_str("max"),
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for Speed {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
@@ -403,6 +546,73 @@ impl<'de> Deserialize<'de> for Speed {
     }
 }
 
+/// How requests arrive from the rate schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ArrivalKind {
+    /// A (non-homogeneous) Poisson process of the schedule's rate.
+    #[default]
+    Poisson,
+    /// Evenly spaced: the n-th request when the schedule's integral reaches n.
+    Uniform,
+}
+
+/// How the Service spreads requests over the ready pods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Routing {
+    /// A ready pod picked at random (kube-proxy's default).
+    #[default]
+    Random,
+    RoundRobin,
+    /// The ready pod with the fewest requests in it.
+    LeastOutstanding,
+    /// One FIFO in front of all ready pods that hands each request to the first free worker
+    /// (a dispatcher, as the elastic inference experiment has).
+    CentralQueue,
+}
+
+/// The law of a request's CPU work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceDistribution {
+    Deterministic,
+    Exponential,
+    #[default]
+    Lognormal,
+    Gamma,
+    /// Samples from `samples_ms` or `file` (milliseconds, whitespace or comma separated).
+    Empirical,
+}
+
+/// `[sim.service]`: the CPU work each request carries, in milliseconds of one full core.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServiceConfig {
+    pub distribution: ServiceDistribution,
+    pub mean_ms: f64,
+    /// Coefficient of variation (standard deviation / mean), lognormal and gamma.
+    pub cv: f64,
+    /// Empirical samples in milliseconds (inline).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub samples_ms: Vec<f64>,
+    /// Empirical samples from a file (relative to the file that names it, else the working
+    /// directory).
+    pub file: String,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            distribution: ServiceDistribution::Lognormal,
+            mean_ms: 2.0,
+            cv: 1.0,
+            samples_ms: Vec::new(),
+            file: String::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SimConfig {
@@ -414,6 +624,7 @@ pub struct SimConfig {
     pub start_delay_s: f64,
     pub readiness_delay_s: f64,
     pub termination_grace_s: f64,
+    pub endpoint_lag_s: f64,
     pub cpu_request_m: f64,
     pub cpu_limit_m: f64,
     pub memory_request_mib: f64,
@@ -421,16 +632,21 @@ pub struct SimConfig {
     pub shm_size_mib: f64,
     pub base_cpu_m: f64,
     pub base_memory_mib: f64,
-    pub cpu_per_request_ms: f64,
     pub memory_per_inflight_mib: f64,
     pub base_latency_ms: f64,
-    pub max_backlog_per_pod: f64,
+    pub arrivals: ArrivalKind,
+    pub routing: Routing,
+    pub concurrency: u32,
+    pub queue_capacity: u32,
+    pub timeout_s: f64,
+    pub finish_timed_out: bool,
     pub noise: f64,
     pub metrics_resolution_s: f64,
     pub metrics_window_s: f64,
     pub hpa_sync_period_s: f64,
     pub baseline_rps: f64,
     pub exporter_listen: String,
+    pub service: ServiceConfig,
 }
 
 impl Default for SimConfig {
@@ -444,6 +660,7 @@ impl Default for SimConfig {
             start_delay_s: 4.0,
             readiness_delay_s: 6.0,
             termination_grace_s: 10.0,
+            endpoint_lag_s: 1.0,
             cpu_request_m: 100.0,
             cpu_limit_m: 200.0,
             memory_request_mib: 64.0,
@@ -451,16 +668,21 @@ impl Default for SimConfig {
             shm_size_mib: 64.0,
             base_cpu_m: 5.0,
             base_memory_mib: 20.0,
-            cpu_per_request_ms: 2.0,
             memory_per_inflight_mib: 0.05,
-            base_latency_ms: 2.0,
-            max_backlog_per_pod: 100.0,
-            noise: 0.05,
+            base_latency_ms: 0.5,
+            arrivals: ArrivalKind::Poisson,
+            routing: Routing::Random,
+            concurrency: 8,
+            queue_capacity: 100,
+            timeout_s: 10.0,
+            finish_timed_out: true,
+            noise: 0.02,
             metrics_resolution_s: 15.0,
             metrics_window_s: 30.0,
             hpa_sync_period_s: 15.0,
             baseline_rps: 10.0,
             exporter_listen: "127.0.0.1:9464".into(),
+            service: ServiceConfig::default(),
         }
     }
 }
@@ -730,6 +952,18 @@ pub fn validate(c: &Config) -> Result<(), (String, String)> {
     if !(1..=10_000).contains(&s.memory_target) {
         return err("scaling.memory_target", format!("must be a percentage in 1..=10000, not {}", s.memory_target));
     }
+    if s.metrics.is_empty() {
+        return err("scaling.metrics", "needs at least one metric (\"cpu\", \"memory\" or a pods metric)");
+    }
+    for (i, m) in s.metrics.iter().enumerate() {
+        if s.metrics[..i].contains(m)
+            || s.metrics[..i].iter().any(
+                |o| matches!((o, m), (HpaMetric::Pods { figure: a, .. }, HpaMetric::Pods { figure: b, .. }) if a == b),
+            )
+        {
+            return err("scaling.metrics", "lists a metric twice");
+        }
+    }
     for (dir, r) in [("scale_up", &s.behavior.scale_up), ("scale_down", &s.behavior.scale_down)] {
         if !(0..=3600).contains(&r.stabilization_window_s) {
             return err(
@@ -789,10 +1023,12 @@ pub fn validate(c: &Config) -> Result<(), (String, String)> {
         ("sim.start_delay_s", m.start_delay_s),
         ("sim.readiness_delay_s", m.readiness_delay_s),
         ("sim.termination_grace_s", m.termination_grace_s),
+        ("sim.endpoint_lag_s", m.endpoint_lag_s),
         ("sim.base_cpu_m", m.base_cpu_m),
         ("sim.base_memory_mib", m.base_memory_mib),
         ("sim.memory_per_inflight_mib", m.memory_per_inflight_mib),
         ("sim.base_latency_ms", m.base_latency_ms),
+        ("sim.timeout_s", m.timeout_s),
         ("sim.noise", m.noise),
         ("sim.baseline_rps", m.baseline_rps),
     ];
@@ -807,8 +1043,6 @@ pub fn validate(c: &Config) -> Result<(), (String, String)> {
         ("sim.memory_request_mib", m.memory_request_mib),
         ("sim.memory_limit_mib", m.memory_limit_mib),
         ("sim.shm_size_mib", m.shm_size_mib),
-        ("sim.cpu_per_request_ms", m.cpu_per_request_ms),
-        ("sim.max_backlog_per_pod", m.max_backlog_per_pod),
         ("sim.metrics_resolution_s", m.metrics_resolution_s),
         ("sim.metrics_window_s", m.metrics_window_s),
         ("sim.hpa_sync_period_s", m.hpa_sync_period_s),
@@ -820,6 +1054,12 @@ pub fn validate(c: &Config) -> Result<(), (String, String)> {
     }
     if m.noise > 0.5 {
         return err("sim.noise", "must be at most 0.5");
+    }
+    if m.concurrency == 0 {
+        return err("sim.concurrency", "must be at least 1 worker per pod");
+    }
+    if let Err(e) = crate::engine::cluster::sim::workload::ServiceLaw::from_config(&m.service) {
+        return err(&format!("sim.service.{}", e.0), e.1);
     }
     let l = &c.load;
     if !["constant", "ramp", "step", "sine", "trace"].contains(&l.pattern.as_str()) {

@@ -14,10 +14,10 @@ use crate::engine::advisor::{RecOutput, RecommendInput, Recommender};
 use crate::engine::clock::SharedClock;
 use crate::engine::cluster::sim::{
     SimCluster,
-    model::{to_hpa_pod, to_hpa_sample},
+    model::{custom_metrics_of, to_hpa_pod, to_hpa_sample},
 };
 use crate::engine::cluster::{Cluster, HpaChange};
-use crate::engine::hpa::{self, HpaRunner, HpaSpec, MetricSpec, ReconcileOptions};
+use crate::engine::hpa::{self, HpaRunner, HpaSpec, ReconcileOptions};
 use crate::engine::load::task::{LoadTasks, TaskNews};
 use crate::engine::load::{LoadParams, Schedule};
 use crate::engine::messages::{EngineCommand, EngineEvent, RunInfo, TaskId, TaskStatus};
@@ -27,17 +27,14 @@ use crate::engine::scenario::{LoadPlan, Scenario};
 use crate::engine::stress::{CpuStressParams, MemoryStressParams, StressParams, StressTask};
 use crate::engine::types::{DeploymentState, Fallback, HpaInfo, MetricsSample, Mode, PodInfo, PodUsage, StressKind};
 
-/// The HPA that scaletui creates (and the simulator's HPA at start): CPU and memory utilization
-/// targets, min/max and the configured behavior.
+/// The HPA that scaletui creates (and the simulator's HPA at start): the metrics of
+/// `[scaling] metrics` with their targets, min/max and the configured behavior.
 pub fn hpa_spec(cfg: &Config) -> HpaSpec {
     let s = &cfg.scaling;
     HpaSpec {
         min_replicas: s.min_replicas,
         max_replicas: s.max_replicas,
-        metrics: vec![
-            MetricSpec::resource_utilization("cpu", s.cpu_target),
-            MetricSpec::resource_utilization("memory", s.memory_target),
-        ],
+        metrics: s.hpa_metrics(),
         behavior: Some(s.behavior.to_hpa()),
     }
 }
@@ -238,9 +235,9 @@ impl Experiment {
         if let Some(sim) = &s.sim {
             let baseline = s.cfg.sim.baseline_rps;
             match (&s.scenario, s.demo_load) {
-                (Some(sc), _) => sim.set_plan(Some(Box::new(sc.plan(baseline)))),
-                (None, true) => sim.set_plan(Some(Box::new(LoadPlan::single(demo_schedule(), baseline)))),
-                (None, false) => sim.set_plan(Some(Box::new(LoadPlan { phases: Vec::new(), baseline }))),
+                (Some(sc), _) => sim.set_plan(Some(sc.plan(baseline))),
+                (None, true) => sim.set_plan(Some(LoadPlan::single(demo_schedule(), baseline))),
+                (None, false) => sim.set_plan(Some(LoadPlan { phases: Vec::new(), baseline })),
             }
         }
         // On a real cluster the scenario's load phases run through the load generator; the
@@ -925,6 +922,7 @@ impl Experiment {
                     memory_mib: sample.memory_mebibytes,
                     at: sample.at,
                     window_s: 60.0,
+                    ..PodUsage::default()
                 })
                 .collect();
         }
@@ -933,6 +931,7 @@ impl Experiment {
             status_replicas: dep.status_replicas,
             pods: pods.iter().map(|p| to_hpa_pod(p, now)).collect(),
             pod_resource_metrics: per_pod.iter().map(|u| to_hpa_sample(u, now)).collect(),
+            pod_custom_metrics: custom_metrics_of(&per_pod, now),
         };
         let out = self.shadow.sync(now, &obs, ReconcileOptions { store_scale_events: false });
         let cpu = out.proposal_for("cpu");

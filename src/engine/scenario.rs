@@ -22,13 +22,27 @@
 //! [[mode]]
 //! at_s = 600
 //! mode = "ai_scaler"
+//!
+//! # The experiment's settings, over the config file (flags given on the command line win):
+//! include = ["profiles/nginx-local.toml"]   # [sim]/[scaling]/... tables of other files, first
+//! [sim]                      # any key of the config's [sim], e.g. routing, concurrency
+//! routing = "central_queue"
+//! [sim.service]
+//! distribution = "lognormal"
+//! mean_ms = 200
+//! cv = 0.3
+//! [scaling]                  # min/max, targets, metrics, behavior
+//! metrics = ["cpu"]
+//! [recommenders.queue]
+//! target = 50
+//! [experiment]               # interval, duration, fallback, driver, mode
+//! interval = 15
 //! ```
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::cluster::sim::TrafficPlan;
 use super::load::{Level, Schedule};
 use super::types::{Mode, StressKind};
 
@@ -45,6 +59,36 @@ struct ScenarioFile {
     stress: Vec<StressWindow>,
     #[serde(default)]
     mode: Vec<ModeSwitch>,
+    /// Files whose settings tables come first (relative to this file).
+    #[serde(default)]
+    include: Vec<PathBuf>,
+    sim: Option<toml::Table>,
+    scaling: Option<toml::Table>,
+    recommenders: Option<toml::Table>,
+    experiment: Option<toml::Table>,
+}
+
+/// The tables of the configuration a scenario (or a file it includes) may set.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct SettingsTables {
+    sim: Option<toml::Table>,
+    scaling: Option<toml::Table>,
+    recommenders: Option<toml::Table>,
+    experiment: Option<toml::Table>,
+}
+
+/// A settings file (`include`): only those tables (and a name and description).
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SettingsFile {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    description: String,
+    sim: Option<toml::Table>,
+    scaling: Option<toml::Table>,
+    recommenders: Option<toml::Table>,
+    experiment: Option<toml::Table>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -117,6 +161,11 @@ pub struct Scenario {
     pub load: Vec<LoadPhase>,
     pub stress: Vec<StressWindow>,
     pub modes: Vec<ModeSwitch>,
+    /// Configuration tables that override the config file for this run (`sim`, `scaling`,
+    /// `recommenders`, `experiment`), includes merged in.
+    pub settings: toml::Table,
+    /// Where the scenario came from (names it in errors).
+    pub source: String,
 }
 
 impl Scenario {
@@ -128,13 +177,29 @@ impl Scenario {
     }
 
     pub fn parse(text: &str, base_dir: &Path, fallback_name: &str) -> Result<Self, String> {
-        let f: ScenarioFile = toml::from_str(text).map_err(|e| {
-            let msg = e.message().trim().replace('\n', " ");
-            match crate::config::locate_toml_error(text, &e).0 {
-                Some(l) => format!("line {l}: {msg}"),
-                None => msg,
-            }
-        })?;
+        let f: ScenarioFile = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
+        let mut settings = toml::Table::new();
+        for inc in &f.include {
+            let path = base_dir.join(inc);
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("include {}: {e}", path.display()))?;
+            let sf: SettingsFile =
+                toml::from_str(&text).map_err(|e| format!("include {}: {}", path.display(), toml_error(&text, &e)))?;
+            let _ = (sf.name, sf.description);
+            let tables = SettingsTables {
+                sim: sf.sim,
+                scaling: sf.scaling,
+                recommenders: sf.recommenders,
+                experiment: sf.experiment,
+            };
+            merge(&mut settings, tables.into_table(path.parent().unwrap_or(Path::new("."))));
+        }
+        let tables = SettingsTables {
+            sim: f.sim.clone(),
+            scaling: f.scaling.clone(),
+            recommenders: f.recommenders.clone(),
+            experiment: f.experiment.clone(),
+        };
+        merge(&mut settings, tables.into_table(base_dir));
         let mut load = Vec::new();
         let mut cursor = 0.0;
         for (i, p) in f.load.iter().enumerate() {
@@ -176,7 +241,24 @@ impl Scenario {
             load,
             stress: f.stress,
             modes,
+            settings,
+            source: fallback_name.to_string(),
         })
+    }
+
+    /// The configuration for this scenario: `cfg` (defaults and the config file) with the
+    /// scenario's tables over it. Command-line flags go on top afterwards.
+    pub fn apply_settings(&self, cfg: &crate::config::Config) -> Result<crate::config::Config, String> {
+        if self.settings.is_empty() {
+            return Ok(cfg.clone());
+        }
+        let mut value = toml::Table::try_from(cfg).map_err(|e| format!("cannot merge the scenario's settings: {e}"))?;
+        merge(&mut value, self.settings.clone());
+        let merged: crate::config::Config = toml::Value::Table(value).try_into().map_err(|e: toml::de::Error| {
+            format!("scenario {}: {}", self.name, e.message().trim().replace('\n', " "))
+        })?;
+        crate::config::validate(&merged).map_err(|(k, m)| format!("scenario {}: key `{k}`: {m}", self.name))?;
+        Ok(merged)
     }
 
     /// The end of the last scripted thing (load phase, stress window, mode switch).
@@ -190,6 +272,52 @@ impl Scenario {
     /// The load as a traffic plan with `baseline_rps` when no phase is active.
     pub fn plan(&self, default_baseline: f64) -> LoadPlan {
         LoadPlan { phases: self.load.clone(), baseline: self.baseline_rps.unwrap_or(default_baseline) }
+    }
+}
+
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().trim().replace('\n', " ");
+    match crate::config::locate_toml_error(text, e).0 {
+        Some(l) => format!("line {l}: {msg}"),
+        None => msg,
+    }
+}
+
+impl SettingsTables {
+    /// The tables as one, paths in `[sim.service] file` made relative to `dir`.
+    fn into_table(self, dir: &Path) -> toml::Table {
+        let mut t = toml::Table::new();
+        for (k, v) in [
+            ("sim", self.sim),
+            ("scaling", self.scaling),
+            ("recommenders", self.recommenders),
+            ("experiment", self.experiment),
+        ] {
+            if let Some(mut v) = v {
+                if k == "sim"
+                    && let Some(toml::Value::Table(service)) = v.get_mut("service")
+                    && let Some(toml::Value::String(f)) = service.get_mut("file")
+                    && !f.trim().is_empty()
+                    && Path::new(f.as_str()).is_relative()
+                {
+                    *f = dir.join(f.as_str()).display().to_string();
+                }
+                t.insert(k.to_string(), toml::Value::Table(v));
+            }
+        }
+        t
+    }
+}
+
+/// `over` into `base`, table by table (other values replace).
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
     }
 }
 
@@ -226,6 +354,11 @@ impl LoadPhaseFile {
                 period_s: self.need(self.period_s, "period_s")?,
                 duration_s: self.need(self.duration_s, "duration_s")?,
             },
+            "timestamps" => match (&self.values, &self.file) {
+                (Some(v), _) => Schedule::timestamps(v.clone())?,
+                (None, Some(f)) => Schedule::timestamps_file(&base_dir.join(f))?,
+                (None, None) => return Err("pattern \"timestamps\" needs file or values".into()),
+            },
             "trace" => {
                 let step = self.step_s.unwrap_or(1.0);
                 let mut s = match (&self.values, &self.file) {
@@ -238,7 +371,9 @@ impl LoadPhaseFile {
                 }
                 s
             }
-            other => return Err(format!("unknown pattern {other:?} (constant, ramp, step, sine, trace)")),
+            other => {
+                return Err(format!("unknown pattern {other:?} (constant, ramp, step, sine, trace, timestamps)"));
+            }
         })
     }
 }
@@ -254,10 +389,34 @@ impl LoadPlan {
     pub fn single(schedule: Schedule, baseline: f64) -> Self {
         Self { phases: vec![LoadPhase { start_s: 0.0, schedule }], baseline }
     }
-}
 
-impl TrafficPlan for LoadPlan {
-    fn rate(&self, t: f64) -> f64 {
+    /// A constant rate for ever.
+    pub fn constant(rps: f64) -> Self {
+        Self::single(Schedule::Constant { rps, duration_s: f64::INFINITY }, 0.0)
+    }
+
+    /// The spans no phase covers (where the baseline rate applies), from 0 on.
+    pub fn gaps(&self) -> Vec<(f64, f64)> {
+        let mut spans: Vec<(f64, f64)> =
+            self.phases.iter().map(|p| (p.start_s, p.start_s + p.schedule.duration())).filter(|(a, b)| b > a).collect();
+        spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut gaps = Vec::new();
+        let mut at = 0.0;
+        for (a, b) in spans {
+            if a > at {
+                gaps.push((at, a));
+            }
+            at = f64::max(at, b);
+        }
+        if at.is_finite() {
+            gaps.push((at, f64::INFINITY));
+        }
+        gaps
+    }
+
+    /// Requests/s at `t` seconds after the start: the active phases' rates added up, or the
+    /// baseline between phases.
+    pub fn rate(&self, t: f64) -> f64 {
         let mut active = false;
         let mut sum = 0.0;
         for p in &self.phases {
@@ -305,6 +464,45 @@ mib = 55
         assert_eq!(plan.rate(60.0), 80.0);
         assert_eq!(plan.rate(200.0), 150.0);
         assert_eq!(plan.rate(400.0), 10.0, "baseline after the last phase");
+    }
+
+    #[test]
+    fn gaps_are_where_no_phase_runs() {
+        let s = Scenario::parse(CLASSIC, Path::new("."), "x").expect("parses");
+        assert_eq!(s.plan(10.0).gaps(), vec![(300.0, f64::INFINITY)]);
+        let plan = LoadPlan {
+            phases: vec![
+                LoadPhase { start_s: 10.0, schedule: Schedule::Constant { rps: 1.0, duration_s: 5.0 } },
+                LoadPhase { start_s: 12.0, schedule: Schedule::Constant { rps: 1.0, duration_s: 10.0 } },
+            ],
+            baseline: 1.0,
+        };
+        assert_eq!(plan.gaps(), vec![(0.0, 10.0), (22.0, f64::INFINITY)]);
+        assert!(LoadPlan::constant(5.0).gaps().is_empty());
+    }
+
+    #[test]
+    fn settings_override_the_config_and_flags_come_later() {
+        let text = "[sim]\nrouting = \"central_queue\"\n[sim.service]\nmean_ms = 200\n[scaling]\nmetrics = [\"cpu\"]\nmax_replicas = 6\n[experiment]\ninterval = 15\n";
+        let s = Scenario::parse(text, Path::new("."), "x").expect("parses");
+        let base = crate::config::Config::default();
+        let c = s.apply_settings(&base).expect("merges");
+        assert_eq!(c.sim.routing, crate::config::Routing::CentralQueue);
+        assert_eq!(c.sim.service.mean_ms, 200.0);
+        assert_eq!(c.sim.service.cv, base.sim.service.cv, "the rest of [sim.service] stays");
+        assert_eq!((c.scaling.max_replicas, c.scaling.metrics.len()), (6, 1));
+        assert_eq!(c.experiment.interval, 15.0);
+        let e = Scenario::parse("[sim]\nroutng = 1\n", Path::new("."), "x")
+            .expect("parses")
+            .apply_settings(&base)
+            .expect_err("unknown key");
+        assert!(e.contains("routng"), "{e}");
+        let e = Scenario::parse("[sim]\nconcurrency = 0\n", Path::new("."), "x")
+            .expect("parses")
+            .apply_settings(&base)
+            .expect_err("bad value");
+        assert!(e.contains("sim.concurrency"), "{e}");
+        assert!(Scenario::parse("[ui]\ntheme = \"x\"\n", Path::new("."), "x").is_err(), "only experiment settings");
     }
 
     #[test]

@@ -192,6 +192,12 @@ pub struct PodUsage {
     /// When the sample was taken and the window CPU was averaged over.
     pub at: f64,
     pub window_s: f64,
+    /// Requests per second that reached the pod over the window (when the source knows).
+    pub rps: Option<f64>,
+    /// Requests queued in the pod, not in service (its share of a central queue included).
+    pub waiting: Option<f64>,
+    /// Requests queued or in service in the pod.
+    pub in_flight: Option<f64>,
 }
 
 /// Traffic reaching the deployment (from the simulator, an exporter or the load generator).
@@ -206,8 +212,30 @@ pub struct Traffic {
     pub p50_ms: Option<f64>,
     pub p95_ms: Option<f64>,
     pub p99_ms: Option<f64>,
-    /// Requests waiting or in service (a queue-length signal).
+    /// Mean latency of the requests answered.
+    pub mean_ms: Option<f64>,
+    /// Requests waiting or in service, now (a queue-length signal).
     pub in_flight: f64,
+    /// Requests queued, not in service, now (a dispatcher's queue length).
+    pub waiting: f64,
+    /// The same per ready pod.
+    pub in_flight_per_pod: f64,
+    pub waiting_per_pod: f64,
+    /// Requests by outcome over the span, when the source counts them.
+    pub counts: Option<RequestCounts>,
+}
+
+/// Requests by outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub struct RequestCounts {
+    pub arrived: u64,
+    pub served: u64,
+    /// Turned away at once (no ready pod, queue full).
+    pub rejected: u64,
+    /// The client gave up.
+    pub timed_out: u64,
+    /// Lost with a pod (killed).
+    pub failed: u64,
 }
 
 /// Health of a data source, shown on screen and recorded.

@@ -110,6 +110,8 @@ pub fn row(i: usize, interval: f64) -> Row {
             p95_ms: Some(9.0 + load / 8.0),
             p99_ms: Some(15.0 + load / 4.0),
             in_flight: load / 50.0,
+            waiting: load / 100.0,
+            ..Traffic::default()
         }),
         load: LoadColumns::default(),
         stress_cpu_workers: 0,

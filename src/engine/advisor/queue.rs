@@ -2,9 +2,10 @@
 //! `desired = ceil(current × q / target)`, `q = 0 → min`, `0 < q ≤ target → max(min, …)`, clamped
 //! to `[min, max]`. Each tick it first skips (holds the current count) while a cooldown since the
 //! last scale runs, then while any pod is not ready, then when there is no queue figure. `q` is
-//! the traffic's requests in flight (the simulator's queued and in-service requests), or, with
-//! `recommenders.queue.query` set, that PromQL query's value at the tick's time (summed over the
-//! series it returns) from `metrics.prometheus_url`.
+//! the traffic's requests waiting (queued, not in service: the seed's dispatcher queue length) or,
+//! with `signal = "in_flight"`, waiting or in service; with `recommenders.queue.query` set, that
+//! PromQL query's value at the tick's time (summed over the series it returns) from
+//! `metrics.prometheus_url`.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -23,13 +24,34 @@ pub struct QueueConfig {
     pub min_replicas: i32,
     /// 0 = `scaling.max_replicas`.
     pub max_replicas: i32,
-    /// A PromQL query for q on a real cluster; empty = the traffic's in-flight requests.
+    /// Which traffic figure is q (without a query).
+    pub signal: QueueSignal,
+    /// A PromQL query for q on a real cluster; empty = the traffic's figure named by `signal`.
     pub query: String,
+}
+
+/// The traffic figure the queue rule reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueSignal {
+    /// Requests queued, not in service.
+    #[default]
+    Waiting,
+    /// Requests queued or in service.
+    InFlight,
 }
 
 impl Default for QueueConfig {
     fn default() -> Self {
-        Self { enabled: true, target: 10.0, cooldown_s: 150.0, min_replicas: 1, max_replicas: 0, query: String::new() }
+        Self {
+            enabled: true,
+            target: 10.0,
+            cooldown_s: 150.0,
+            min_replicas: 1,
+            max_replicas: 0,
+            signal: QueueSignal::Waiting,
+            query: String::new(),
+        }
     }
 }
 
@@ -96,8 +118,8 @@ pub fn last_scale_at(history: &[Row], now: f64, spec: i32) -> Option<f64> {
 
 /// Where q comes from.
 enum QueueSource {
-    /// The traffic's requests in flight.
-    InFlight,
+    /// A figure of the traffic.
+    Traffic(QueueSignal),
     /// A rendered PromQL query.
     Prometheus { client: PromClient, query: String },
 }
@@ -109,10 +131,10 @@ pub struct QueueRecommender {
 }
 
 impl QueueRecommender {
-    /// q from the traffic's requests in flight.
+    /// q from the traffic's figure named by `cfg.signal`.
     pub fn new(cfg: QueueConfig, scaling_max: i32) -> Self {
         let max = if cfg.max_replicas > 0 { cfg.max_replicas } else { scaling_max };
-        Self { cfg, max, source: QueueSource::InFlight }
+        Self { source: QueueSource::Traffic(cfg.signal), cfg, max }
     }
 
     /// q from `query` (placeholders already replaced) sent to `client` each tick.
@@ -123,7 +145,19 @@ impl QueueRecommender {
     /// This tick's q, or why there is none.
     async fn q(&self, input: &RecommendInput<'_>) -> Result<f64, String> {
         match &self.source {
-            QueueSource::InFlight => input.sample.traffic.map(|t| t.in_flight).ok_or_else(|| "no queue figure".into()),
+            QueueSource::Traffic(signal) => {
+                let v = input.sample.traffic.map(|t| match signal {
+                    QueueSignal::Waiting => t.waiting,
+                    QueueSignal::InFlight => t.in_flight,
+                });
+                match v {
+                    Some(v) if v.is_finite() => Ok(v),
+                    _ => Err(format!(
+                        "no {} figure",
+                        if *signal == QueueSignal::Waiting { "waiting" } else { "in-flight" }
+                    )),
+                }
+            }
             QueueSource::Prometheus { client, query } => match client.instant(query, input.now).await {
                 Ok(series) => {
                     let values: Vec<f64> = series.iter().map(|s| s.value).filter(|v| v.is_finite()).collect();
@@ -224,7 +258,7 @@ mod tests {
         now: f64,
     ) -> RecOutput {
         let sample = MetricsSample {
-            traffic: q.map(|in_flight| Traffic { in_flight, ..Traffic::default() }),
+            traffic: q.map(|waiting| Traffic { waiting, in_flight: waiting + 1.0, ..Traffic::default() }),
             ..MetricsSample::default()
         };
         let sim = HpaSim::default();

@@ -1,6 +1,8 @@
 //! A whole HPA sync (`reconcileAutoscaler`, §1 and §3) with a step-by-step explanation, and a
 //! stateful runner that keeps the recommendation and scale-event histories between syncs.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::calc::{self, Proposal};
@@ -32,6 +34,10 @@ pub struct ReconcileInput {
     pub pod_resource_metrics: Vec<PodResourceSample>,
     #[serde(default)]
     pub pod_custom_metrics: Vec<PodValueSample>,
+    /// Per-pod samples of several `Pods` metrics, by metric name (an HPA with more than one);
+    /// a metric not named here reads `pod_custom_metrics`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_custom_metrics_by_name: BTreeMap<String, Vec<PodValueSample>>,
     #[serde(default)]
     pub object_metric_milli: Option<i64>,
     #[serde(default)]
@@ -449,8 +455,9 @@ fn compute_for_metric(
                 return Err(format!("unable to get metric {name}: failing metric source"));
             }
             let avg = target.average_value_milli.ok_or_else(missing_target)?;
-            let metrics = calc::extract_value_metrics(&input.pod_custom_metrics)
-                .map_err(|e| format!("unable to get metric {name}: {e}"))?;
+            let samples = input.pod_custom_metrics_by_name.get(&name).unwrap_or(&input.pod_custom_metrics);
+            let metrics =
+                calc::extract_value_metrics(samples).map_err(|e| format!("unable to get metric {name}: {e}"))?;
             calc::plain_metric_replicas(
                 metrics,
                 spec_replicas,
@@ -547,6 +554,8 @@ pub struct Observation {
     pub status_replicas: i32,
     pub pods: Vec<Pod>,
     pub pod_resource_metrics: Vec<PodResourceSample>,
+    /// `Pods` metrics' per-pod samples by metric name.
+    pub pod_custom_metrics: BTreeMap<String, Vec<PodValueSample>>,
 }
 
 /// A stateful HPA: the spec, the controller settings and the histories between syncs.
@@ -575,6 +584,7 @@ impl HpaRunner {
             pods: obs.pods.clone(),
             pod_resource_metrics: obs.pod_resource_metrics.clone(),
             pod_custom_metrics: Vec::new(),
+            pod_custom_metrics_by_name: obs.pod_custom_metrics.clone(),
             object_metric_milli: None,
             external_metric_values_milli: Vec::new(),
             failing_metric_sources: Vec::new(),
@@ -631,6 +641,7 @@ mod tests {
                     containers: vec![ContainerUsage { name: "c".into(), usage_milli: Some(usage_m), usage: None }],
                 })
                 .collect(),
+            pod_custom_metrics: BTreeMap::new(),
         }
     }
 

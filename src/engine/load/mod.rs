@@ -44,6 +44,7 @@ impl LoadParams {
                 format!("sine {min_rps:.0}..{max_rps:.0} rps, period {period_s:.0}s, {duration_s:.0}s")
             }
             Schedule::Trace { values, step_s } => format!("trace of {} values every {step_s}s", values.len()),
+            Schedule::Timestamps { times } => format!("{} requests at recorded times", times.len()),
         };
         match &self.url {
             Some(u) => format!("{s} -> {u}"),

@@ -117,6 +117,7 @@ impl Pacer {
             Schedule::Step { levels } => cursor.solve(target, n, |i| levels.get(i).map(|l| (l.rps, l.duration_s))),
             Schedule::Trace { values, step_s } => cursor.solve(target, n, |i| values.get(i).map(|v| (*v, *step_s))),
             Schedule::Sine { .. } => self.schedule.time_of_count(n, self.last_t),
+            Schedule::Timestamps { times } => times.get(n as usize - 1).copied(),
         }
     }
 }

@@ -28,6 +28,9 @@ pub enum Schedule {
     Sine { min_rps: f64, max_rps: f64, period_s: f64, duration_s: f64 },
     /// A recorded trace: one rate per `step_s` seconds.
     Trace { values: Vec<f64>, step_s: f64 },
+    /// A trace of request send times (seconds after the start, ascending): each request is
+    /// replayed at its time.
+    Timestamps { times: Vec<f64> },
 }
 
 impl Schedule {
@@ -75,6 +78,44 @@ impl Schedule {
         Ok(Schedule::Trace { values, step_s })
     }
 
+    /// Read a trace of request times: one number (seconds) per line or separated by whitespace or
+    /// commas, in any order; shifted so the earliest request is at 0.
+    pub fn timestamps_file(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Self::parse_timestamps(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn parse_timestamps(text: &str) -> Result<Self, String> {
+        let mut times = Vec::new();
+        for (i, tok) in text
+            .lines()
+            .map(|l| l.split('#').next().unwrap_or(""))
+            .flat_map(|l| l.split(|c: char| c.is_whitespace() || c == ','))
+            .filter(|t| !t.is_empty())
+            .enumerate()
+        {
+            match tok.parse::<f64>() {
+                Ok(v) if v.is_finite() => times.push(v),
+                _ => return Err(format!("value {} ({tok:?}) is not a time in seconds", i + 1)),
+            }
+        }
+        Self::timestamps(times)
+    }
+
+    /// Request times shifted so the earliest is at 0, sorted.
+    pub fn timestamps(mut times: Vec<f64>) -> Result<Self, String> {
+        if times.is_empty() {
+            return Err("the trace holds no request times".into());
+        }
+        if times.iter().any(|t| !t.is_finite()) {
+            return Err("request times must be finite numbers".into());
+        }
+        times.sort_by(f64::total_cmp);
+        let first = times[0];
+        times.iter_mut().for_each(|t| *t -= first);
+        Ok(Schedule::Timestamps { times })
+    }
+
     /// Check the parameters: finite, non-negative rates and durations.
     pub fn validate(&self) -> Result<(), String> {
         let ok = |v: f64| v.is_finite() && v >= 0.0;
@@ -108,6 +149,11 @@ impl Schedule {
                     return Err("trace: needs values >= 0 and a positive step".into());
                 }
             }
+            Schedule::Timestamps { times } => {
+                if times.is_empty() || !times.iter().all(|t| ok(*t)) || !times.is_sorted() {
+                    return Err("timestamps: needs ascending times >= 0".into());
+                }
+            }
         }
         Ok(())
     }
@@ -119,11 +165,70 @@ impl Schedule {
             Schedule::Step { levels } => levels.iter().map(|l| l.duration_s).sum(),
             Schedule::Sine { duration_s, .. } => *duration_s,
             Schedule::Trace { values, step_s } => values.len() as f64 * step_s,
+            Schedule::Timestamps { times } => times.last().copied().unwrap_or(0.0),
+        }
+    }
+
+    /// Lower and upper bounds of the rate over `[t0, t1)` (the thinning bound of the simulator's
+    /// Poisson arrivals; equal bounds mean the rate is constant there).
+    pub fn rate_bounds(&self, t0: f64, t1: f64) -> (f64, f64) {
+        let end = self.duration();
+        let (t0, t1) = (t0.max(0.0), t1.min(end));
+        if !(t1 > t0) {
+            return (0.0, 0.0);
+        }
+        let minmax = |it: &mut dyn Iterator<Item = f64>| {
+            it.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)))
+        };
+        match self {
+            Schedule::Constant { rps, .. } => (*rps, *rps),
+            Schedule::Ramp { start_rps, end_rps, ramp_s, .. } => {
+                let at = |t: f64| if t < *ramp_s { start_rps + (end_rps - start_rps) * t / ramp_s } else { *end_rps };
+                let (a, b) = (at(t0), at(t1.min(*ramp_s).max(t0)));
+                let (c, d) = (at(t1), if t1 > *ramp_s { *end_rps } else { b });
+                minmax(&mut [a, b, c, d].into_iter())
+            }
+            Schedule::Step { levels } => {
+                let mut start = 0.0;
+                let mut vals = Vec::new();
+                for l in levels {
+                    let e = start + l.duration_s;
+                    if e > t0 && start < t1 {
+                        vals.push(l.rps);
+                    }
+                    start = e;
+                }
+                if vals.is_empty() { (0.0, 0.0) } else { minmax(&mut vals.into_iter()) }
+            }
+            Schedule::Sine { min_rps, max_rps, period_s, .. } => {
+                let (a, b) = (self.rate(t0), self.rate(t1.min(end - 1e-12).max(t0)));
+                let (mut lo, mut hi) = (a.min(b), a.max(b));
+                // Extremes inside: maxima at period/2 + k·period, minima at k·period.
+                let k_max = ((t0 - period_s / 2.0) / period_s).ceil();
+                if period_s / 2.0 + k_max * period_s < t1 {
+                    hi = *max_rps;
+                }
+                if (t0 / period_s).ceil() * period_s < t1 {
+                    lo = *min_rps;
+                }
+                (lo, hi)
+            }
+            Schedule::Trace { values, step_s } => {
+                let i0 = (t0 / step_s) as usize;
+                let i1 = ((t1 / step_s).ceil() as usize).max(i0 + 1).min(values.len());
+                minmax(&mut values[i0.min(values.len())..i1].iter().copied())
+            }
+            Schedule::Timestamps { .. } => (0.0, f64::INFINITY),
         }
     }
 
     /// Requests per second at `t` seconds after the start.
     pub fn rate(&self, t: f64) -> f64 {
+        if let Schedule::Timestamps { times } = self {
+            // The requests of the second around `t`.
+            let (a, b) = (t.floor(), t.floor() + 1.0);
+            return (times.partition_point(|x| *x < b) - times.partition_point(|x| *x < a)) as f64;
+        }
         if !(t >= 0.0) || t >= self.duration() {
             return 0.0;
         }
@@ -155,11 +260,15 @@ impl Schedule {
                 let i = (t / step_s) as usize;
                 values.get(i).copied().unwrap_or(0.0)
             }
+            Schedule::Timestamps { .. } => 0.0,
         }
     }
 
     /// Requests due in `[0, t]`: the integral of the rate.
     pub fn integral(&self, t: f64) -> f64 {
+        if let Schedule::Timestamps { times } = self {
+            return times.partition_point(|x| *x <= t) as f64;
+        }
         let t = t.clamp(0.0, self.duration());
         if t <= 0.0 {
             return 0.0;
@@ -200,6 +309,7 @@ impl Schedule {
                 let part = values.get(full).map_or(0.0, |v| v * (t - full as f64 * step_s));
                 whole + part
             }
+            Schedule::Timestamps { .. } => 0.0,
         }
     }
 
@@ -215,6 +325,9 @@ impl Schedule {
         let dur = self.duration();
         if n <= 0.0 {
             return Some(0.0);
+        }
+        if let Schedule::Timestamps { times } = self {
+            return times.get((n.ceil() as usize).max(1) - 1).copied();
         }
         let mut lo = after.clamp(0.0, dur.min(f64::MAX));
         if self.integral(lo) >= n {
@@ -312,6 +425,44 @@ mod tests {
             prev = t;
         }
         assert_eq!(s.time_of_count(s.total() + 1.0, 0.0), None);
+    }
+
+    #[test]
+    fn rate_bounds_hold_the_rate() {
+        let cases = vec![
+            Schedule::Constant { rps: 7.0, duration_s: 50.0 },
+            Schedule::Ramp { start_rps: 150.0, end_rps: 10.0, ramp_s: 40.0, hold_s: 10.0 },
+            Schedule::Ramp { start_rps: 0.0, end_rps: 90.0, ramp_s: 30.5, hold_s: 10.0 },
+            Schedule::steps_between(10.0, 100.0, 4, 40.0, 20.0),
+            Schedule::Sine { min_rps: 20.0, max_rps: 140.0, period_s: 30.0, duration_s: 75.0 },
+            Schedule::Trace { values: vec![1.0, 5.0, 0.0, 9.0], step_s: 1.5 },
+        ];
+        for s in cases {
+            let mut t0 = 0.0;
+            while t0 < s.duration() {
+                let t1 = t0 + 0.7;
+                let (lo, hi) = s.rate_bounds(t0, t1);
+                let mut t = t0;
+                while t < t1.min(s.duration()) {
+                    let r = s.rate(t);
+                    assert!(r >= lo - 1e-9 && r <= hi + 1e-9, "{s:?} at {t}: {r} outside [{lo}, {hi}]");
+                    t += 0.01;
+                }
+                t0 = t1;
+            }
+        }
+    }
+
+    #[test]
+    fn timestamps_replay_each_request_at_its_time() {
+        let s = Schedule::parse_timestamps("100.5\n100.0 101.25, 103\n").expect("parses");
+        assert_eq!(s, Schedule::Timestamps { times: vec![0.0, 0.5, 1.25, 3.0] });
+        assert_eq!(s.integral(1.0), 2.0);
+        assert_eq!(s.total(), 4.0);
+        assert_eq!(s.time_of_count(3.0, 0.0), Some(1.25));
+        assert_eq!(s.time_of_count(5.0, 0.0), None);
+        assert_eq!(s.rate(0.2), 2.0);
+        assert!(Schedule::parse_timestamps("1 x").is_err());
     }
 
     #[test]

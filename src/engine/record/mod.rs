@@ -40,7 +40,7 @@ pub const SEED_COLUMNS: [&str; 25] = [
 ];
 
 /// scaletui's own columns, after the seed's.
-pub const OWN_COLUMNS: [&str; 34] = [
+pub const OWN_COLUMNS: [&str; 43] = [
     "elapsed_s",
     "backend",
     "metrics_source",
@@ -56,6 +56,15 @@ pub const OWN_COLUMNS: [&str; 34] = [
     "latency_p95_ms",
     "latency_p99_ms",
     "in_flight",
+    "waiting",
+    "in_flight_per_pod",
+    "waiting_per_pod",
+    "latency_mean_ms",
+    "arrived",
+    "served",
+    "rejected",
+    "timed_out",
+    "failed",
     "load_target_rps",
     "load_achieved_rps",
     "load_p50_ms",
@@ -273,6 +282,7 @@ impl Row {
         let h = &self.hpa_sim;
         let a = &self.ai;
         let tr = self.traffic;
+        let counts = tr.and_then(|t| t.counts);
         let mut c = vec![
             rfc3339(self.t),
             self.mode.to_string(),
@@ -316,6 +326,15 @@ impl Row {
             f(tr.and_then(|t| t.p95_ms), 3),
             f(tr.and_then(|t| t.p99_ms), 3),
             f(tr.map(|t| t.in_flight), 3),
+            f(tr.map(|t| t.waiting), 3),
+            f(tr.map(|t| t.in_flight_per_pod), 3),
+            f(tr.map(|t| t.waiting_per_pod), 3),
+            f(tr.and_then(|t| t.mean_ms), 3),
+            i(counts.map(|c| c.arrived)),
+            i(counts.map(|c| c.served)),
+            i(counts.map(|c| c.rejected)),
+            i(counts.map(|c| c.timed_out)),
+            i(counts.map(|c| c.failed)),
             f(self.load.target_rps, 3),
             f(self.load.achieved_rps, 3),
             f(self.load.p50_ms, 3),

@@ -409,6 +409,7 @@ pub fn pod_usage(m: &PodMetrics) -> PodUsage {
         memory_mib: sum(mem_mib, "memory"),
         at: m.timestamp.as_ref().map(unix).unwrap_or_else(crate::engine::types::wall_now),
         window_s: m.window.as_deref().and_then(parse_go_duration).unwrap_or(30.0),
+        ..PodUsage::default()
     }
 }
 

@@ -10,8 +10,11 @@
 //!   [`PAGE_CACHE_MIB`] of reclaimable page cache per container, as the kernel counts it.
 //! - kube-state-metrics: pod phase, readiness, info, container requests/limits and restarts;
 //!   deployment spec/status replicas; the HPA's min/max/current/desired when one exists.
-//! - The Service: `http_requests_total{code}`, the `http_request_duration_seconds` histogram and
-//!   `http_requests_in_flight`, labelled with `namespace` and `service` (= the deployment).
+//! - The Service: `http_requests_total{code}` (200 served, 503 turned away, 504 the client gave
+//!   up, 500 lost with a killed pod), the `http_request_duration_seconds` histogram of the served
+//!   requests, and per pod `http_requests_in_flight` and `http_requests_waiting` (queued, not in
+//!   service), labelled with `namespace` and `service` (= the deployment); with a central queue
+//!   its length is `dispatcher_queue_size` (the inference experiment's dispatcher gauge).
 //!
 //! The counters grow with the simulated clock. Prometheus stamps samples with its own (wall)
 //! clock, so a run that is scraped goes at speed 1 (`run.rs` sees to it).
@@ -40,33 +43,6 @@ pub const PAGE_CACHE_MIB: f64 = 8.0;
 pub const NODE: &str = "sim-node-1";
 /// Upper bounds of the latency histogram (seconds), Prometheus' client default buckets.
 pub const LATENCY_BUCKETS_S: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
-
-/// Counters the model keeps only for the exporter.
-#[derive(Debug, Clone, Default)]
-pub struct ExportCounters {
-    /// Requests answered successfully.
-    pub served_total: f64,
-    /// Requests waiting or in service after the last step.
-    pub in_flight: f64,
-    /// Counts per bucket (not cumulative); the last one is +Inf.
-    buckets: [f64; LATENCY_BUCKETS_S.len() + 1],
-    sum_s: f64,
-    count: f64,
-}
-
-impl ExportCounters {
-    /// A request (or a weighted share of requests) answered after `ms`.
-    pub fn record_latency(&mut self, ms: f64, weight: f64) {
-        if !(weight > 0.0 && ms.is_finite()) {
-            return;
-        }
-        let s = ms / 1000.0;
-        let i = LATENCY_BUCKETS_S.iter().position(|le| s <= *le).unwrap_or(LATENCY_BUCKETS_S.len());
-        self.buckets[i] += weight;
-        self.sum_s += s * weight;
-        self.count += weight;
-    }
-}
 
 /// Writes metric families in exposition format.
 struct Out {
@@ -112,7 +88,8 @@ fn number(v: f64) -> String {
 pub fn render(m: &SimModel, namespace: &str, deployment: &str) -> String {
     let cfg = m.config();
     let infos = m.pod_infos();
-    let pods: Vec<_> = m.pods().iter().zip(&infos).collect();
+    let figures = m.pod_figures();
+    let pods: Vec<_> = figures.iter().zip(&infos).collect();
     let running: Vec<_> = pods.iter().filter(|(_, i)| i.phase == PodPhase::Running).collect();
     let mut o = Out { text: String::with_capacity(16 * 1024) };
     let ns = namespace;
@@ -263,21 +240,39 @@ pub fn render(m: &SimModel, namespace: &str, deployment: &str) -> String {
         }
     }
 
-    let e = &m.export;
+    let totals = m.totals();
+    let c = totals.requests;
     let sl = [("namespace", ns), ("service", deployment)];
     o.family("http_requests_total", "counter", "Requests to the service by status code.");
-    o.sample("http_requests_total", &[&sl[..], &[("code", "200")]].concat(), e.served_total);
-    o.sample("http_requests_total", &[&sl[..], &[("code", "503")]].concat(), m.errors_total);
-    o.family("http_request_duration_seconds", "histogram", "Time to answer a request, seconds.");
-    let mut cumulative = 0.0;
-    for (i, le) in LATENCY_BUCKETS_S.iter().map(|b| number(*b)).chain(["+Inf".to_string()]).enumerate() {
-        cumulative += e.buckets[i];
-        o.sample("http_request_duration_seconds_bucket", &[&sl[..], &[("le", le.as_str())]].concat(), cumulative);
+    for (code, n) in [("200", c.served), ("503", c.rejected), ("504", c.timed_out), ("500", c.failed)] {
+        o.sample("http_requests_total", &[&sl[..], &[("code", code)]].concat(), n as f64);
     }
-    o.sample("http_request_duration_seconds_sum", &sl, e.sum_s);
-    o.sample("http_request_duration_seconds_count", &sl, e.count);
-    o.family("http_requests_in_flight", "gauge", "Requests waiting or in service.");
-    o.sample("http_requests_in_flight", &sl, e.in_flight);
+    o.family("http_request_duration_seconds", "histogram", "Time to answer a request, seconds.");
+    for le in LATENCY_BUCKETS_S {
+        let l = number(le);
+        o.sample(
+            "http_request_duration_seconds_bucket",
+            &[&sl[..], &[("le", l.as_str())]].concat(),
+            m.served_le(le) as f64,
+        );
+    }
+    o.sample("http_request_duration_seconds_bucket", &[&sl[..], &[("le", "+Inf")]].concat(), c.served as f64);
+    o.sample("http_request_duration_seconds_sum", &sl, m.served_latency_sum_s());
+    o.sample("http_request_duration_seconds_count", &sl, c.served as f64);
+    for (name, help, waiting) in [
+        ("http_requests_in_flight", "Requests waiting or in service.", false),
+        ("http_requests_waiting", "Requests queued, not in service.", true),
+    ] {
+        o.family(name, "gauge", help);
+        for (p, _) in &running {
+            let v = if waiting { p.waiting } else { p.in_flight };
+            o.sample(name, &[&sl[..], &[("pod", p.name.as_str())]].concat(), f64::from(v));
+        }
+    }
+    if cfg.routing == crate::config::Routing::CentralQueue {
+        o.family("dispatcher_queue_size", "gauge", "Requests in the dispatcher's queue.");
+        o.sample("dispatcher_queue_size", &sl, f64::from(m.central_waiting()));
+    }
     o.text
 }
 
@@ -331,16 +326,9 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::SimConfig;
-    use crate::engine::cluster::sim::TrafficPlan;
+    use crate::config::{ServiceConfig, ServiceDistribution, SimConfig};
     use crate::engine::hpa::{HpaSpec, MetricSpec};
-
-    struct Const(f64);
-    impl TrafficPlan for Const {
-        fn rate(&self, _: f64) -> f64 {
-            self.0
-        }
-    }
+    use crate::engine::scenario::LoadPlan;
 
     fn model() -> SimModel {
         let spec = HpaSpec {
@@ -349,9 +337,19 @@ mod tests {
             metrics: vec![MetricSpec::resource_utilization("cpu", 60)],
             behavior: None,
         };
-        let cfg = SimConfig { noise: 0.0, hpa_present: true, ..SimConfig::default() };
+        let cfg = SimConfig {
+            noise: 0.0,
+            hpa_present: true,
+            base_latency_ms: 0.0,
+            service: ServiceConfig {
+                distribution: ServiceDistribution::Deterministic,
+                mean_ms: 2.0,
+                ..ServiceConfig::default()
+            },
+            ..SimConfig::default()
+        };
         let mut m = SimModel::new(&cfg, 1000.0, "webapp", "webapp-hpa", spec);
-        m.set_plan(Some(Box::new(Const(30.0))));
+        m.set_plan(Some(LoadPlan::constant(30.0)));
         m
     }
 
@@ -363,24 +361,43 @@ mod tests {
     #[test]
     fn counters_grow_with_the_model_and_gauges_follow_it() {
         let mut m = model();
-        let pod = m.pods()[0].name.clone();
+        let pod = m.pod_figures()[0].name.clone();
         let cpu = format!(r#"container_cpu_usage_seconds_total{{namespace="default",pod="{pod}",container="nginx"}}"#);
         let before = render(&m, "default", "webapp");
         m.advance_to(1060.0);
         let after = render(&m, "default", "webapp");
-        // 5 m idle + 2 ms × 10 req/s per pod = 25 millicores for 60 s.
-        let grown = value(&after, &cpu) - value(&before, &cpu);
-        assert!((grown - 0.025 * 60.0).abs() < 1e-6, "{grown}");
+        let served = value(&after, r#"http_requests_total{namespace="default",service="webapp",code="200"}"#);
+        // The pods' CPU counters grew by 5 m idle each plus 2 ms of work per served request.
+        let grown: f64 = m
+            .pod_figures()
+            .iter()
+            .map(|p| {
+                let series = format!(
+                    r#"container_cpu_usage_seconds_total{{namespace="default",pod="{}",container="nginx"}}"#,
+                    p.name
+                );
+                value(&after, &series) - value(&before, &series)
+            })
+            .sum();
+        // Work takes the whole limit while a pod is busy (10 % of the time here), idle use the
+        // rest: work + 5 m × 60 s × 90 % per pod, give or take the work in progress.
+        let want = served * 0.002 + 3.0 * 0.005 * 60.0 * 0.9;
+        assert!((grown - want).abs() < 0.03, "{grown} for {served} served, want {want}");
         let pod_level = format!(r#"container_cpu_usage_seconds_total{{namespace="default",pod="{pod}",container=""}}"#);
         assert_eq!(value(&after, &pod_level), value(&after, &cpu));
         let ws = format!(r#"container_memory_working_set_bytes{{namespace="default",pod="{pod}",container="nginx"}}"#);
-        assert!((value(&after, &ws) / MIB - m.pods()[0].memory_mib).abs() < 1e-9);
-        let served = value(&after, r#"http_requests_total{namespace="default",service="webapp",code="200"}"#);
-        assert!((served - 30.0 * 60.0).abs() < 1.0, "{served}");
+        assert!((value(&after, &ws) / MIB - m.pod_figures()[0].memory_mib).abs() < 1e-9);
+        // Poisson arrivals at 30/s for 60 s: 1,800 expected, sd 42.
+        assert!((served - 1800.0).abs() < 170.0, "{served}");
         let count = value(&after, r#"http_request_duration_seconds_count{namespace="default",service="webapp"}"#);
         let inf =
             value(&after, r#"http_request_duration_seconds_bucket{namespace="default",service="webapp",le="+Inf"}"#);
-        assert!((count - inf).abs() < 1e-6 && count > 1700.0, "{count} {inf}");
+        let le_5ms =
+            value(&after, r#"http_request_duration_seconds_bucket{namespace="default",service="webapp",le="0.005"}"#);
+        assert_eq!(count, served);
+        assert_eq!(count, inf);
+        // 2 ms of work at 0.2 cores is 10 ms alone: none within 5 ms.
+        assert_eq!(le_5ms, 0.0);
         assert_eq!(value(&after, r#"kube_deployment_spec_replicas{namespace="default",deployment="webapp"}"#), 3.0);
         let running = format!(r#"kube_pod_status_phase{{namespace="default",pod="{pod}",phase="Running"}}"#);
         assert_eq!(value(&after, &running), 1.0);
@@ -389,19 +406,9 @@ mod tests {
         );
         assert_eq!(value(&after, &req), 0.1);
         assert!(after.contains("# TYPE http_request_duration_seconds histogram"));
+        assert!(
+            after.contains(&format!(r#"http_requests_waiting{{namespace="default",service="webapp",pod="{pod}"}}"#))
+        );
         assert!(after.contains(r#"kube_horizontalpodautoscaler_spec_max_replicas{namespace="default",horizontalpodautoscaler="webapp-hpa"} 10"#));
-    }
-
-    #[test]
-    fn histogram_buckets_are_cumulative() {
-        let mut c = ExportCounters::default();
-        c.record_latency(3.0, 1.0);
-        c.record_latency(30.0, 2.0);
-        c.record_latency(20_000.0, 1.0);
-        assert_eq!(c.count, 4.0);
-        assert_eq!(c.buckets[0], 1.0);
-        assert_eq!(c.buckets[3], 2.0, "30 ms is in le=0.05");
-        assert_eq!(c.buckets[LATENCY_BUCKETS_S.len()], 1.0, "+Inf");
-        assert!((c.sum_s - (0.003 + 0.06 + 20.0)).abs() < 1e-12);
     }
 }

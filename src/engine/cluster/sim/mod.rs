@@ -1,6 +1,7 @@
-//! The embedded simulated cluster: [`SimModel`] behind a lock, advanced lazily to the run's
-//! clock on every call, and a real HTTP endpoint on 127.0.0.1 whose answers are delayed by the
-//! queueing model (so a real load generator measures real latency).
+//! The embedded simulated cluster: [`SimModel`] (a discrete-event simulation of requests) behind a
+//! lock, advanced lazily to the run's clock on every call, and a real HTTP endpoint on 127.0.0.1
+//! whose requests enter the model like any other and are answered when the model finishes them
+//! (so a real load generator measures the model's latency).
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -12,14 +13,20 @@ use super::{Cluster, ClusterError, ClusterResult, HpaChange};
 use crate::config::SimConfig;
 use crate::engine::clock::SharedClock;
 use crate::engine::hpa::HpaSpec;
+use crate::engine::scenario::LoadPlan;
 use crate::engine::types::{ClusterInfo, DeploymentState, HpaInfo, PodInfo, PodUsage, StressHandle, Traffic};
 
+pub mod events;
 pub mod exporter;
 pub mod http;
 pub mod model;
-pub mod stats;
+pub mod observe;
+pub mod pods;
+pub mod router;
+pub mod station;
+pub mod workload;
 
-pub use model::{HttpOutcome, SimModel, TrafficPlan};
+pub use model::{HttpOutcome, RunTotals, SimModel};
 
 /// Lock the model and advance it to the clock's current time (a poisoned lock is taken over:
 /// the model is stepped whole or not at all).
@@ -85,8 +92,13 @@ impl SimCluster {
     }
 
     /// Feed modelled traffic directly (scenarios, headless runs).
-    pub fn set_plan(&self, plan: Option<Box<dyn TrafficPlan>>) {
+    pub fn set_plan(&self, plan: Option<LoadPlan>) {
         self.model().set_plan(plan);
+    }
+
+    /// The run's totals so far (requests by outcome, latency, CPU, replica-seconds).
+    pub fn totals(&self) -> RunTotals {
+        self.model().totals()
     }
 
     /// Traffic since the last call.

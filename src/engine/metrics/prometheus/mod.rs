@@ -187,6 +187,7 @@ fn assemble(
             memory_mib: memory.as_ref().and_then(|m| m.pods.get(pod).copied()),
             at,
             window_s,
+            ..PodUsage::default()
         })
         .collect();
     let traffic = single("rps").map(|rps| Traffic {
@@ -197,7 +198,12 @@ fn assemble(
         p50_ms: single("latency_p50_ms"),
         p95_ms: single("latency_p95_ms"),
         p99_ms: single("latency_p99_ms"),
+        mean_ms: None,
         in_flight: single("in_flight").unwrap_or(f64::NAN),
+        waiting: single("waiting").unwrap_or(f64::NAN),
+        in_flight_per_pod: f64::NAN,
+        waiting_per_pod: f64::NAN,
+        counts: None,
     });
     let mut sample = MetricsSample {
         at,
