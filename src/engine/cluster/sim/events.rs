@@ -71,25 +71,41 @@ impl Ord for Entry {
     }
 }
 
-/// A tournament tree over station slots: leaf `i` holds slot `i`'s next event time, each inner
-/// node the slot of its subtree's earliest.
+/// Each station slot's next event time and the earliest of them. Few slots (a deployment's
+/// pods): the earliest is cached and found again by a scan only when the station holding it
+/// moves later (about once per request), which beats a tree's walk for up to
+/// [`TREE_FROM`] slots; more use a tournament tree (O(log n) per change).
 #[derive(Debug, Clone)]
 struct MinTree {
-    leaves: usize,
     time: Vec<f64>,
-    /// Inner nodes 1..leaves: the winning slot (node `leaves + i` is leaf `i`).
+    /// Scan mode: the cached earliest slot, and whether it must be found again.
+    best: usize,
+    dirty: bool,
+    /// Tree mode: inner nodes 1..leaves hold the winning slot (node `leaves + i` is leaf `i`).
     win: Vec<u32>,
+    leaves: usize,
 }
 
+/// Slots from which the tournament tree is used.
+const TREE_FROM: usize = 64;
+
 impl MinTree {
-    fn new(leaves: usize) -> Self {
-        let leaves = leaves.next_power_of_two().max(2);
-        let mut t = Self { leaves, time: vec![f64::INFINITY; leaves], win: vec![0; leaves] };
+    fn new(slots: usize) -> Self {
+        let mut t = Self { time: vec![f64::INFINITY; slots.max(1)], best: 0, dirty: false, win: Vec::new(), leaves: 0 };
         t.rebuild();
         t
     }
 
     fn rebuild(&mut self) {
+        if self.time.len() < TREE_FROM {
+            self.win.clear();
+            self.leaves = 0;
+            self.dirty = true;
+            return;
+        }
+        self.leaves = self.time.len().next_power_of_two();
+        self.time.resize(self.leaves, f64::INFINITY);
+        self.win = vec![0; self.leaves];
         for node in (1..self.leaves).rev() {
             self.win[node] = self.better(self.child(2 * node), self.child(2 * node + 1));
         }
@@ -105,14 +121,23 @@ impl MinTree {
         if self.time[b as usize] < self.time[a as usize] { b } else { a }
     }
 
+    #[inline]
     fn set(&mut self, slot: usize, t: f64) {
-        if slot >= self.leaves {
-            let mut grown = MinTree::new(slot + 1);
-            grown.time[..self.leaves].copy_from_slice(&self.time);
-            grown.rebuild();
-            *self = grown;
+        if slot >= self.time.len() {
+            self.time.resize(slot + 1, f64::INFINITY);
+            self.time[slot] = t;
+            self.rebuild();
+            return;
         }
         self.time[slot] = t;
+        if self.leaves == 0 {
+            if t < self.time[self.best] {
+                self.best = slot;
+            } else if slot == self.best {
+                self.dirty = true;
+            }
+            return;
+        }
         let mut node = (self.leaves + slot) / 2;
         while node >= 1 {
             let w = self.better(self.child(2 * node), self.child(2 * node + 1));
@@ -126,9 +151,22 @@ impl MinTree {
     }
 
     #[inline]
-    fn min(&self) -> (f64, usize) {
-        let s = self.win[1] as usize;
-        (self.time[s], s)
+    fn min(&mut self) -> (f64, usize) {
+        if self.leaves > 0 {
+            let s = self.win[1] as usize;
+            return (self.time[s], s);
+        }
+        if self.dirty {
+            let mut best = 0;
+            for (i, t) in self.time.iter().enumerate() {
+                if *t < self.time[best] {
+                    best = i;
+                }
+            }
+            self.best = best;
+            self.dirty = false;
+        }
+        (self.time[self.best], self.best)
     }
 }
 
@@ -215,10 +253,17 @@ mod tests {
     #[test]
     fn the_tree_finds_the_earliest_station_as_times_change_and_grows() {
         let mut q = EventQueue::new();
-        let mut times = vec![f64::INFINITY; 40];
+        for n in [10, 40, 200] {
+            the_earliest_is_found(n);
+        }
+    }
+
+    fn the_earliest_is_found(n: usize) {
+        let mut q = EventQueue::new();
+        let mut times = vec![f64::INFINITY; n];
         let mut rng = crate::engine::rng::Rng::new(4);
         for _ in 0..5000 {
-            let slot = rng.below(40);
+            let slot = rng.below(n);
             let t = if rng.uniform() < 0.2 { f64::INFINITY } else { rng.uniform() * 100.0 };
             times[slot] = t;
             q.set_station(slot, t);

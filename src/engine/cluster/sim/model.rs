@@ -86,7 +86,16 @@ pub struct RunTotals {
     pub scale_events: u64,
     /// Time-average number of requests in the system (Little's L).
     pub mean_in_system: f64,
+    /// CPU work of the requests served (core-seconds).
+    pub served_work_core_seconds: f64,
     pub seconds: f64,
+}
+
+impl RunTotals {
+    /// Mean CPU work of a served request (core-seconds).
+    pub fn served_work_mean_s(&self) -> f64 {
+        if self.requests.served > 0 { self.served_work_core_seconds / self.requests.served as f64 } else { 0.0 }
+    }
 }
 
 /// One pod's figures now, for the exporter.
@@ -357,12 +366,15 @@ impl SimModel {
                     st.start(h, &mut self.slab, slot as u32);
                     st.arrivals += 1;
                     st.retune();
+                    let oom = st.in_system() >= pod.oom_at;
                     self.obs.entered(t);
                     if modelled {
                         self.central.order.push_back(h);
                     }
                     self.reschedule(slot);
-                    self.check_memory(slot, t);
+                    if oom {
+                        self.oom_kill(slot, t);
+                    }
                     h
                 }
                 None if self.central.waiting < self.cfg.queue_capacity => {
@@ -408,9 +420,12 @@ impl SimModel {
             st.order.push_back(h);
         }
         st.retune();
+        let oom = st.in_system() >= pod.oom_at;
         self.obs.entered(t);
         self.reschedule(slot);
-        self.check_memory(slot, t);
+        if oom {
+            self.oom_kill(slot, t);
+        }
         Ok(h)
     }
 
@@ -579,7 +594,7 @@ impl SimModel {
 
     fn check_memory(&mut self, slot: usize, t: f64) {
         let Some(pod) = self.pods[slot].as_ref() else { return };
-        if pod.running() && pod.memory_mib(&self.cfg) > self.cfg.memory_limit_mib {
+        if pod.running() && pod.station.in_system() >= pod.oom_at {
             self.oom_kill(slot, t);
         }
     }
@@ -598,6 +613,7 @@ impl SimModel {
         pod.epoch += 1;
         pod.shm_mib = 0.0;
         pod.stress_threads = 0;
+        pod.update_oom_at(&self.cfg);
         pod.station.set_stress(t, 0);
         let (id, epoch, deleting) = (pod.id, pod.epoch, pod.deleting_at.is_some());
         self.stresses.retain(|_, s| s.pod != id);
@@ -991,6 +1007,7 @@ impl SimModel {
             self.stresses.values().filter(|s| s.pod == id).fold((0u32, 0.0), |(w, m), s| (w + s.workers, m + s.mib));
         p.stress_threads = threads;
         p.shm_mib = shm;
+        p.update_oom_at(&self.cfg);
         p.station.set_stress(t, threads);
         self.reschedule(slot);
         self.check_memory(slot, t);
@@ -1127,6 +1144,7 @@ impl SimModel {
             replica_seconds: self.replica_s + f64::from(self.spec_replicas) * (t - self.replica_t),
             scale_events: self.scale_events,
             mean_in_system: self.obs.mean_in_system(t),
+            served_work_core_seconds: self.obs.run.work_s,
             seconds: t - self.start,
         }
     }

@@ -38,6 +38,8 @@ pub struct SimPod {
     /// Busy-loop threads of CPU stressors.
     pub stress_threads: u32,
     pub snaps: VecDeque<Snap>,
+    /// Requests in the pod at which its memory goes over the limit (see [`SimPod::update_oom_at`]).
+    pub oom_at: u32,
 }
 
 impl SimPod {
@@ -69,7 +71,28 @@ impl SimPod {
             shm_mib: 0.0,
             stress_threads: 0,
             snaps: VecDeque::new(),
+            oom_at: u32::MAX,
         }
+        .with_oom_at(cfg)
+    }
+
+    fn with_oom_at(mut self, cfg: &SimConfig) -> Self {
+        self.update_oom_at(cfg);
+        self
+    }
+
+    /// The smallest number of requests in the pod for which [`SimPod::memory_mib`] exceeds the
+    /// limit (so admitting a request checks one integer).
+    pub fn update_oom_at(&mut self, cfg: &SimConfig) {
+        let room = cfg.memory_limit_mib - cfg.base_memory_mib - self.shm_mib.min(cfg.shm_size_mib);
+        self.oom_at = if room < 0.0 {
+            0
+        } else if cfg.memory_per_inflight_mib <= 0.0 {
+            u32::MAX
+        } else {
+            let n = (room / cfg.memory_per_inflight_mib).floor() + 1.0;
+            if n >= f64::from(u32::MAX) { u32::MAX } else { n as u32 }
+        };
     }
 
     pub fn running(&self) -> bool {

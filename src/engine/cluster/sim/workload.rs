@@ -262,7 +262,9 @@ impl Stream {
                     *t = *block_end;
                     continue;
                 }
-                if *lo >= *hi || rng.uniform() * *hi <= sched.rate(*t) {
+                // Accepted below the block's lowest rate without evaluating the rate (a squeeze).
+                let u = rng.uniform() * *hi;
+                if u <= *lo || u <= sched.rate(*t) {
                     return Some(*offset + *t);
                 }
             },
