@@ -902,6 +902,12 @@ pub fn load(explicit: Option<&Path>) -> Result<(Config, ConfigOrigin), ConfigErr
     }
 }
 
+/// Keys of the simulator before it simulated each request, and what replaced them.
+const REPLACED_KEYS: [(&str, &str); 2] = [
+    ("cpu_per_request_ms", "[sim.service] mean_ms (milliseconds of one full core per request)"),
+    ("max_backlog_per_pod", "[sim] queue_capacity (requests a pod queues) and concurrency (its workers)"),
+];
+
 /// Parse and validate a configuration text. Absent keys take the embedded defaults.
 pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     let cfg: Config = toml::from_str(text).map_err(|e| {
@@ -909,6 +915,11 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         let mut message = e.message().trim().replace('\n', " ");
         if message.starts_with("unknown field") {
             message = format!("unknown key: {message}");
+            for (old, new) in REPLACED_KEYS {
+                if message.contains(&format!("`{old}`")) {
+                    message = format!("{message}; {old} was replaced by {new}");
+                }
+            }
         }
         ConfigError { file: file.to_string(), line, key, message }
     })?;
@@ -1200,6 +1211,46 @@ mod tests {
     fn embedded_config_parses_to_the_defaults() {
         let cfg = parse(DEFAULT_CONFIG_TOML, "config.toml").expect("embedded config parses");
         assert_eq!(cfg, Config::default());
+    }
+
+    #[test]
+    fn the_printed_config_loads_back() {
+        // What `scaletui config` prints.
+        let mut cfg = Config::default();
+        cfg.sim.speed = Speed::Max;
+        cfg.scaling.metrics.push(HpaMetric::Pods { figure: PodFigure::Waiting, target: 5.0 });
+        cfg.sim.service.samples_ms = vec![1.0, 2.5];
+        let text = toml::to_string_pretty(&cfg).expect("serializes");
+        let back = parse(&text, "printed.toml").expect("loads back");
+        assert_eq!(back, cfg);
+        let text = toml::to_string_pretty(&Config::default()).expect("serializes");
+        assert_eq!(parse(&text, "printed.toml").expect("loads back"), Config::default());
+    }
+
+    #[test]
+    fn hpa_metrics_are_checked() {
+        let cfg = parse("[scaling]\nmetrics = [\"cpu\", { pods = \"rps\", target = 40 }]\n", "m.toml").expect("parses");
+        let specs = cfg.scaling.hpa_metrics();
+        assert_eq!(specs[1].kind, "Pods");
+        assert_eq!(specs[1].metric.as_deref(), Some("http_requests_per_second"));
+        assert_eq!(specs[1].target.as_ref().and_then(|t| t.average_value_milli), Some(40_000));
+        for bad in [
+            "metrics = []",
+            "metrics = [\"gpu\"]",
+            "metrics = [\"cpu\", \"cpu\"]",
+            "metrics = [{ pods = \"rps\", target = 0 }]",
+        ] {
+            let e = parse(&format!("[scaling]\n{bad}\n"), "m.toml").expect_err(bad);
+            assert_eq!(e.key.as_deref(), Some("scaling.metrics"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn keys_of_the_old_simulator_say_what_replaced_them() {
+        let e = parse("[sim]\ncpu_per_request_ms = 3\n", "o.toml").expect_err("removed");
+        assert!(e.message.contains("[sim.service] mean_ms"), "{e}");
+        let e = parse("[sim]\nmax_backlog_per_pod = 3\n", "o.toml").expect_err("removed");
+        assert!(e.message.contains("queue_capacity"), "{e}");
     }
 
     #[test]

@@ -84,8 +84,9 @@ pub async fn run(cfg: Config) -> Result<ExitCode, SetupError> {
     };
     let _ = printer.await;
     eprintln!("scaletui: {} ({} rows)", summary.reason, summary.rows);
+    let extra = summary.summary_path.as_ref().map(|p| format!("{}\n", p.display())).unwrap_or_default();
     if let Err(e) =
-        crate::cli::print_out(&format!("{}\n{}\n", summary.csv_path.display(), summary.events_path.display()))
+        crate::cli::print_out(&format!("{}\n{}\n{extra}", summary.csv_path.display(), summary.events_path.display()))
     {
         eprintln!("scaletui: {e}");
     }

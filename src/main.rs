@@ -35,7 +35,9 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Compare(a)) => {
-            let (cfg, _) = load_config(&cli.run)?;
+            // The compared scenario's settings go between the file and the flags.
+            let (file, _) = config::load(cli.run.config.as_deref()).map_err(|e| e.to_string())?;
+            let cfg = scaletui::run::layered_config(&file, &cli.run, Some(&a.scenario))?;
             let ok = scaletui::report::commands::run_compare(cfg, &a)?;
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
@@ -87,9 +89,10 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
+/// Defaults < config file < scenario settings < command-line flags.
 fn load_config(args: &scaletui::cli::RunArgs) -> Result<(config::Config, config::ConfigOrigin), String> {
-    let (mut cfg, origin) = config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
-    args.apply(&mut cfg).map_err(|e| e.to_string())?;
+    let (file, origin) = config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+    let cfg = scaletui::run::layered_config(&file, args, None)?;
     Ok((cfg, origin))
 }
 

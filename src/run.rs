@@ -50,6 +50,23 @@ pub fn find_scenario(name: &str) -> Result<Scenario, SetupError> {
     }
 }
 
+/// The configuration of a run, in layers: the built-in defaults under the config file (`file`),
+/// the scenario's settings over them, and the flags given on the command line on top (a flag's
+/// default value does not count as given). The scenario is `scenario`, else `--scenario`, else
+/// the file's `experiment.scenario`.
+pub fn layered_config(file: &Config, flags: &crate::cli::RunArgs, scenario: Option<&str>) -> Result<Config, String> {
+    let name = scenario
+        .map(str::to_string)
+        .or_else(|| flags.scenario.clone())
+        .unwrap_or_else(|| file.experiment.scenario.clone());
+    let mut cfg = match name.trim() {
+        "" => file.clone(),
+        n => find_scenario(n).map_err(|e| e.to_string())?.apply_settings(file)?,
+    };
+    flags.apply(&mut cfg).map_err(|e| e.to_string())?;
+    Ok(cfg)
+}
+
 /// Build everything a run needs. `interactive` selects the dashboard's defaults (demo load on the
 /// simulator when there is no scenario).
 pub async fn build(cfg: &Config, interactive: bool) -> Result<RunParts, SetupError> {

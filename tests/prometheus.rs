@@ -257,6 +257,10 @@ fn synthetic_series(with_5xx: bool) -> Vec<(String, String)> {
         add(format!(r#"http_request_duration_seconds_bucket{{{http},le="{le}"}}"#), &format!("0+{}x40", 150.0 * share));
     }
     add(format!(r#"http_requests_in_flight{{{http}}}"#), "4x40");
+    // Queued per pod, and a dispatcher's queue.
+    add(format!(r#"http_requests_waiting{{{http},pod="{A}"}}"#), "3x40");
+    add(format!(r#"http_requests_waiting{{{http},pod="{B}"}}"#), "2x40");
+    add(format!(r#"dispatcher_queue_size{{{http}}}"#), "5x40");
     s
 }
 
@@ -283,6 +287,7 @@ fn expected(with_5xx: bool) -> BTreeMap<&'static str, Vec<(String, f64)>> {
         ("latency_p95_ms", one(375.0)),
         ("latency_p99_ms", one(475.0)),
         ("in_flight", one(4.0)),
+        ("waiting", one(10.0)),
     ])
 }
 
@@ -908,7 +913,9 @@ struct ScrapedRun {
 }
 
 impl ScrapedRun {
-    /// Prometheus scraping every second; the simulator without noise or HPA at a constant load.
+    /// Prometheus scraping every second; the simulator without noise or HPA at a constant load
+    /// of evenly spaced requests taking turns over the pods, each the same work (so its own
+    /// figures are steady and the comparison is exact, not statistical).
     fn start(interval_s: u32) -> Self {
         let exporter = free_port();
         let prom = Prometheus::start(
@@ -924,7 +931,8 @@ impl ScrapedRun {
             format!(
                 "[experiment]\ninterval = {interval_s}\n\n[metrics]\nsource = \"prometheus\"\nprometheus_url = \"{}\"\n\
                  prometheus_timeout_s = 2\nrate_window = \"10s\"\n\n[sim]\nexporter_listen = \"127.0.0.1:{exporter}\"\n\
-                 noise = 0\nhpa_present = false\nbaseline_rps = 60\n",
+                 noise = 0\nhpa_present = false\nbaseline_rps = 60\narrivals = \"uniform\"\nrouting = \"round_robin\"\n\
+                 memory_per_inflight_mib = 0\n\n[sim.service]\ndistribution = \"deterministic\"\n",
                 prom.url()
             ),
         )

@@ -72,7 +72,12 @@ fn mm1_mean_sojourn_is_one_over_mu_minus_lambda() {
     for (rho, n) in [(0.5, 400_000.0), (0.8, 2_000_000.0), (0.9, 6_000_000.0)] {
         let lambda = rho * 1000.0;
         let t = run(&cfg, lambda, n);
-        close(&format!("M/M/1 rho {rho} mean sojourn (s)"), t.latency_s.mean.expect("served"), 1.0 / (1000.0 - lambda), 0.03);
+        close(
+            &format!("M/M/1 rho {rho} mean sojourn (s)"),
+            t.latency_s.mean.expect("served"),
+            1.0 / (1000.0 - lambda),
+            0.03,
+        );
     }
 }
 
@@ -92,7 +97,8 @@ fn erlang_c(c: u32, a: f64) -> f64 {
 #[test]
 fn mmc_mean_wait_is_erlang_c_with_a_central_queue() {
     let c = 4;
-    let cfg = SimConfig { routing: Routing::CentralQueue, ..station(c, 1, law(ServiceDistribution::Exponential, 1.0, 1.0)) };
+    let cfg =
+        SimConfig { routing: Routing::CentralQueue, ..station(c, 1, law(ServiceDistribution::Exponential, 1.0, 1.0)) };
     for (rho, n) in [(0.5, 3_000_000.0), (0.8, 4_000_000.0), (0.95, 24_000_000.0)] {
         let lambda = rho * 4000.0;
         let t = run(&cfg, lambda, n);
@@ -114,7 +120,12 @@ fn md1_and_mg1_mean_wait_follow_pollaczek_khinchine() {
         let t = run(&cfg, lambda, n);
         let s = 0.001;
         let wq = lambda * (1.0 + cv * cv) * s * s / (2.0 * (1.0 - rho));
-        close(&format!("M/G/1 {dist:?} cv {cv} rho {rho} mean wait (s)"), mean_wait(&t, t.served_work_mean_s()), wq, 0.03);
+        close(
+            &format!("M/G/1 {dist:?} cv {cv} rho {rho} mean wait (s)"),
+            mean_wait(&t, t.served_work_mean_s()),
+            wq,
+            0.03,
+        );
     }
 }
 

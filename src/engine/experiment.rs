@@ -69,6 +69,8 @@ pub struct RunSummary {
     pub rows: u64,
     pub csv_path: std::path::PathBuf,
     pub events_path: std::path::PathBuf,
+    /// `<csv stem>_summary.json`, when it could be written.
+    pub summary_path: Option<std::path::PathBuf>,
     pub restored: Vec<String>,
 }
 
@@ -190,6 +192,9 @@ struct TaskEntry {
 pub struct Experiment {
     cfg: Config,
     cluster: Arc<dyn Cluster>,
+    /// The simulator, whose own totals go into the summary file.
+    sim: Option<Arc<SimCluster>>,
+    tally: crate::engine::record::summary::Tally,
     metrics: Box<dyn MetricsSource>,
     recommenders: Vec<Box<dyn Recommender>>,
     clock: SharedClock,
@@ -254,6 +259,8 @@ impl Experiment {
             driver: s.cfg.experiment.driver.clone(),
             cfg: s.cfg,
             cluster: s.cluster,
+            sim: s.sim,
+            tally: Default::default(),
             metrics: s.metrics,
             recommenders: s.recommenders,
             clock: s.clock,
@@ -875,6 +882,7 @@ impl Experiment {
         if let Err(e) = self.recorder.write_row(&row) {
             self.send(EngineEvent::Notice(format!("cannot write the CSV: {e}")));
         }
+        self.tally.add(&row);
         self.history.push_back(row.clone());
         while self.history.len() > HISTORY_ROWS {
             self.history.pop_front();
@@ -969,6 +977,24 @@ impl Experiment {
         }
     }
 
+    /// `<csv stem>_summary.json`: the simulator's own totals, or the ticks added up.
+    fn write_summary(&mut self) -> Option<std::path::PathBuf> {
+        use crate::engine::record::summary::{SummaryFile, summary_path};
+        let scenario = self.scenario.as_ref().map(|s| s.name.clone()).unwrap_or_default();
+        let file = match &self.sim {
+            Some(sim) => SummaryFile::from_model(&sim.totals(), &self.cfg, &scenario),
+            None => SummaryFile::from_tally(&self.tally, &self.cfg, &scenario),
+        };
+        let path = summary_path(&self.recorder.csv_path);
+        match file.write(&path) {
+            Ok(()) => Some(path),
+            Err(e) => {
+                self.send(EngineEvent::Notice(format!("cannot write {}: {e}", path.display())));
+                None
+            }
+        }
+    }
+
     async fn finish(mut self, reason: String) -> RunSummary {
         for news in self.loads.stop_all().await {
             self.task_news(news);
@@ -1012,11 +1038,13 @@ impl Experiment {
         }
         self.event("run_end", format!("{reason}; {} rows", self.recorder.rows_written));
         let _ = self.recorder.flush();
+        let summary_path = self.write_summary();
         let summary = RunSummary {
             reason: reason.clone(),
             rows: self.recorder.rows_written,
             csv_path: self.recorder.csv_path.clone(),
             events_path: self.recorder.events_path.clone(),
+            summary_path,
             restored: restored.clone(),
         };
         let _ = self

@@ -252,6 +252,11 @@ impl Scenario {
         if self.settings.is_empty() {
             return Ok(cfg.clone());
         }
+        if let Some(toml::Value::Table(e)) = self.settings.get("experiment")
+            && e.contains_key("scenario")
+        {
+            return Err(format!("scenario {}: [experiment] cannot name another scenario", self.name));
+        }
         let mut value = toml::Table::try_from(cfg).map_err(|e| format!("cannot merge the scenario's settings: {e}"))?;
         merge(&mut value, self.settings.clone());
         let merged: crate::config::Config = toml::Value::Table(value).try_into().map_err(|e: toml::de::Error| {

@@ -119,6 +119,10 @@ async fn run_policy(base: &Config, spec: &CompareSpec, policy: &Policy, minutes:
     let events = spec.out_dir.join(format!("{slug}_events.csv"));
     std::fs::rename(&summary.csv_path, &csv).map_err(|e| format!("{}: {e}", csv.display()))?;
     std::fs::rename(&summary.events_path, &events).map_err(|e| format!("{}: {e}", events.display()))?;
+    if let Some(js) = &summary.summary_path {
+        let to = crate::engine::record::summary::summary_path(&csv);
+        std::fs::rename(js, &to).map_err(|e| format!("{}: {e}", to.display()))?;
+    }
     let _ = std::fs::remove_dir(&run_dir);
     Ok(csv)
 }

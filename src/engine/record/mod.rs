@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+pub mod summary;
+
 use crate::engine::types::{MetricsSample, Mode, Traffic, rfc3339};
 
 /// The seed experiment runner's columns, in its order.

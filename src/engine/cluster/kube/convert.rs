@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::{
     ContainerResourceMetricSource, CrossVersionObjectReference, HPAScalingPolicy, HPAScalingRules,
-    HorizontalPodAutoscaler, HorizontalPodAutoscalerBehavior, HorizontalPodAutoscalerSpec, MetricSpec as K8sMetricSpec,
-    MetricTarget as K8sMetricTarget, ResourceMetricSource,
+    HorizontalPodAutoscaler, HorizontalPodAutoscalerBehavior, HorizontalPodAutoscalerSpec, MetricIdentifier,
+    MetricSpec as K8sMetricSpec, MetricTarget as K8sMetricTarget, PodsMetricSource, ResourceMetricSource,
 };
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -313,7 +313,23 @@ pub fn build_hpa(
                 }),
                 ..Default::default()
             }),
-            _ => Err(format!("scaletui only writes Resource and ContainerResource metrics, not {}", m.label())),
+            // The per-pod figures scaletui knows, served by a custom metrics adapter.
+            ("Pods", _, _)
+                if m.metric.as_deref().is_some_and(|n| crate::config::PodFigure::from_metric_name(n).is_some()) =>
+            {
+                Ok(K8sMetricSpec {
+                    type_: "Pods".into(),
+                    pods: Some(PodsMetricSource {
+                        metric: MetricIdentifier { name: m.metric.clone().unwrap_or_default(), selector: None },
+                        target: target_to_k8s(m.target.as_ref())?,
+                    }),
+                    ..Default::default()
+                })
+            }
+            _ => Err(format!(
+                "scaletui only writes Resource, ContainerResource and its own Pods metrics, not {}",
+                m.label()
+            )),
         })
         .collect::<Result<Vec<_>, String>>()?;
     let behavior = spec.behavior.as_ref().map(|b| HorizontalPodAutoscalerBehavior {
@@ -613,6 +629,21 @@ mod tests {
         };
         let e = build_hpa("h", "ns", "d", &spec).expect_err("refused");
         assert!(e.contains("qps"), "{e}");
+    }
+
+    #[test]
+    fn pods_metrics_of_the_config_are_written_and_read_back() {
+        let mut s = crate::config::ScalingConfig::default();
+        s.metrics = vec![
+            crate::config::HpaMetric::Cpu,
+            crate::config::HpaMetric::Pods { figure: crate::config::PodFigure::Waiting, target: 5.0 },
+        ];
+        let spec = HpaSpec { min_replicas: 1, max_replicas: 6, metrics: s.hpa_metrics(), behavior: None };
+        let h = build_hpa("h", "ns", "d", &spec).expect("written");
+        let json = serde_json::to_value(&h).expect("json");
+        assert_eq!(json["spec"]["metrics"][1]["pods"]["metric"]["name"], "http_requests_waiting");
+        assert_eq!(json["spec"]["metrics"][1]["pods"]["target"]["averageValue"], "5000m");
+        assert_eq!(spec_of(&h).metrics, spec.metrics);
     }
 
     #[test]

@@ -140,15 +140,7 @@ pub struct Observer {
 
 impl Observer {
     pub fn new(t: f64) -> Self {
-        Self {
-            tick: Span::new(2),
-            tick_since: t,
-            run: Span::new(3),
-            in_system: 0,
-            area: 0.0,
-            area_t: t,
-            area_since: t,
-        }
+        Self { tick: Span::new(2), tick_since: t, run: Span::new(3), in_system: 0, area: 0.0, area_t: t, area_since: t }
     }
 
     #[inline]
@@ -257,7 +249,8 @@ mod tests {
         assert_eq!(o.run.count_le(0.1), 100);
         let (counts, lat, secs) = o.take_tick(2.0);
         assert_eq!((counts.served, secs), (1000, 2.0));
-        assert_eq!(lat.p99, s.p99);
+        // The tick's histogram keeps two significant digits.
+        assert!((lat.p99.expect("p99") - 0.99).abs() / 0.99 < 0.01, "{lat:?}");
         assert_eq!(o.tick.counts.served, 0);
         // 1000 requests in the system for the first second of two.
         assert!((o.mean_in_system(2.0) - 500.0).abs() < 1e-9);

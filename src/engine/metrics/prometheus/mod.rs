@@ -423,7 +423,7 @@ mod tests {
         let cfg = MetricsConfig::default();
         validate_config(&cfg).expect("defaults are valid");
         let qs = render_queries(&cfg, "default", "webapp", "nginx");
-        assert_eq!(qs.len(), 13);
+        assert_eq!(qs.len(), 14);
         for (k, q) in &qs {
             assert!(
                 !q.contains("{namespace}") && !q.contains("{rate_window}") && !q.contains("{pod_regex}"),
