@@ -140,6 +140,42 @@ pub enum Command {
     /// The CPU and memory stressors alone, on the configured cluster's pods (sim or kube).
     #[command(subcommand, allow_negative_numbers = true)]
     Stress(StressCommand),
+    /// Fit the simulator's service law to a real service: a probe one request at a time, then
+    /// open-loop steps of rising rate until it falls behind; writes a [sim] profile that
+    /// scenarios include.
+    Calibrate(CalibrateArgs),
+}
+
+/// `scaletui calibrate`.
+#[derive(Debug, Clone, Args)]
+pub struct CalibrateArgs {
+    /// The service to measure
+    #[arg(long)]
+    pub url: String,
+    /// Where the profile goes [default: standard output]
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+    /// Seconds of the probe (one request at a time)
+    #[arg(long, default_value_t = 5.0)]
+    pub probe_s: f64,
+    /// Seconds per step of the sweep
+    #[arg(long, default_value_t = 4.0)]
+    pub step_s: f64,
+    /// Rate factor from one step to the next
+    #[arg(long, default_value_t = 1.5)]
+    pub growth: f64,
+    /// Highest rate offered (requests/s)
+    #[arg(long, default_value_t = 100_000.0)]
+    pub max_rps: f64,
+    /// Most requests in flight at once during the sweep
+    #[arg(long, default_value_t = 256)]
+    pub concurrency: usize,
+    /// Seconds before a request counts as timed out
+    #[arg(long, default_value_t = 10.0)]
+    pub timeout: f64,
+    /// Print the fit as JSON too (on standard error)
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `scaletui load`: the seed tool's flags plus patterns, concurrency, timeout and JSON output.

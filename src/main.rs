@@ -62,6 +62,10 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
             let code = runtime()?.block_on(scaletui::cmd::load::run(*args, cfg, cli.run.speed.is_some()))?;
             Ok(ExitCode::from(code))
         }
+        Some(Command::Calibrate(a)) => {
+            runtime()?.block_on(scaletui::cmd::calibrate::run(&a))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Command::Stress(what)) => {
             let (cfg, _origin) = load_config(&cli.run)?;
             runtime()?.block_on(scaletui::cmd::stress::run(what, cfg, cli.run.speed.is_some()))?;

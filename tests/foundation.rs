@@ -231,3 +231,89 @@ fn output_into_a_closed_pipe_ends_quietly() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn a_headless_run_writes_its_summary_with_the_settings_in_force() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = classic(dir.path(), "42");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let csv = csv_in(dir.path());
+    let summary_path = PathBuf::from(csv.display().to_string().replace(".csv", "_summary.json"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&summary_path.display().to_string()), "prints the summary path: {stdout}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary_path).expect("summary written")).expect("JSON");
+    assert_eq!(v["source"], "simulator");
+    let r = &v["requests"];
+    let n = |k: &str| r[k].as_u64().unwrap_or_else(|| panic!("requests.{k}"));
+    assert!(n("arrived") > 10_000, "{r}");
+    // The model's totals agree with the ticks' counts of the record.
+    let (header, rows) = rows(&csv);
+    let col = |name: &str| header.iter().position(|h| h == name).expect("column");
+    let sum = |name: &str| rows.iter().map(|row| row[col(name)].parse::<u64>().unwrap_or(0)).sum::<u64>();
+    assert_eq!(sum("arrived"), n("arrived"));
+    assert_eq!(sum("served"), n("served"));
+    let settled = n("served") + n("rejected") + n("timed_out") + n("failed");
+    assert!(settled <= n("arrived") && n("arrived") <= settled + in_flight_at_end(&header, &rows), "{r}");
+    let l = &v["latency_s"];
+    let (p50, p99, max) =
+        (l["p50"].as_f64().expect("p50"), l["p99"].as_f64().expect("p99"), l["max"].as_f64().expect("max"));
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{l}");
+    assert!(v["cpu_core_seconds"].as_f64().expect("cpu") > 0.0);
+    assert!(v["scale_events"].as_u64().expect("events") >= 2);
+    assert_eq!(v["settings"]["sim"]["routing"], "random");
+    assert_eq!(v["settings"]["scaling"]["metrics"], serde_json::json!(["cpu", "memory"]));
+}
+
+/// Requests still in the system at the last tick (in the model: arrived but not yet counted).
+fn in_flight_at_end(header: &[String], rows: &[Vec<String>]) -> u64 {
+    let col = header.iter().position(|h| h == "in_flight").expect("in_flight");
+    rows.last().and_then(|r| r[col].parse::<f64>().ok()).map_or(0, |v| v as u64)
+}
+
+#[test]
+fn the_printed_config_loads_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = bin().args(["--speed", "max", "--seed", "9", "config"]).output().expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let file = dir.path().join("printed.toml");
+    std::fs::write(&file, &out.stdout).expect("write");
+    let again = bin().arg("--config").arg(&file).arg("config").output().expect("runs");
+    assert!(again.status.success(), "the printed config loads: {}", String::from_utf8_lossy(&again.stderr));
+    let text = String::from_utf8_lossy(&again.stdout);
+    assert!(text.contains("speed = \"max\"") && text.contains("seed = 9"), "{text}");
+}
+
+#[test]
+fn scenario_settings_sit_between_the_config_file_and_the_flags() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sc = dir.path().join("s.toml");
+    std::fs::write(&sc, "[[load]]\npattern = \"constant\"\nrps = 5\nduration_s = 60\n[sim]\nconcurrency = 3\nseed = 5\n[scaling]\nmax_replicas = 4\n").expect("scenario");
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "[sim]\nconcurrency = 2\nqueue_capacity = 7\n[scaling]\nmax_replicas = 9\n").expect("config");
+    let show = |extra: &[&str]| {
+        let out = bin()
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--scenario")
+            .arg(&sc)
+            .args(extra)
+            .arg("config")
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: toml::Table = String::from_utf8_lossy(&out.stdout).parse().expect("toml");
+        v
+    };
+    let v = show(&[]);
+    assert_eq!(v["sim"]["concurrency"].as_integer(), Some(3), "the scenario over the file");
+    assert_eq!(v["sim"]["queue_capacity"].as_integer(), Some(7), "the file where the scenario is silent");
+    assert_eq!(v["scaling"]["max_replicas"].as_integer(), Some(4));
+    let v = show(&["--max-replicas", "6", "--seed", "11"]);
+    assert_eq!(v["scaling"]["max_replicas"].as_integer(), Some(6), "a flag given wins");
+    assert_eq!(v["sim"]["seed"].as_integer(), Some(11));
+    std::fs::write(&sc, "[sim]\nconcurency = 3\n").expect("scenario");
+    let out = bin().arg("--scenario").arg(&sc).arg("config").output().expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("concurency"), "{err}");
+}

@@ -260,3 +260,50 @@ async fn the_driver_switches_live_and_vpa_cannot_drive() {
     assert_eq!(drivers.last().copied(), Some("queue"));
     assert!(column(&h, &rows, "applied_by").iter().any(|b| b.starts_with("queue")));
 }
+
+#[test]
+fn the_inference_serving_experiment_compares_its_three_schemes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = scaletui()
+        .args([
+            "compare",
+            "--scenario",
+            "inference-serving",
+            "--policies",
+            "queue,hpa:70,hpa:90",
+            "--duration",
+            "11",
+            "-o",
+        ])
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{text}{}", String::from_utf8_lossy(&o.stderr));
+    // The settings in force are named: the dispatcher, the law, the HPA on CPU only.
+    assert!(text.contains("central_queue routing") && text.contains("lognormal mean 100 ms cv 0.7"), "{text}");
+    assert!(text.contains("HPA 1..6 on cpu 70 %") && !text.contains("memory 80 %"), "{text}");
+    let (h, rows) = csv_rows(&dir.path().join("summary.csv"));
+    let get = |policy: &str, col: &str| -> f64 {
+        let i = h.iter().position(|c| c == col).unwrap_or_else(|| panic!("no column {col}"));
+        rows.iter().find(|r| r[0] == policy).map(|r| r[i].parse().unwrap_or(f64::NAN)).expect("policy row")
+    };
+    for p in ["queue", "hpa-70", "hpa-90"] {
+        // Every request of the real trace (9,917) arrives within the 630 s.
+        assert_eq!(get(p, "requests"), 9917.0, "{p}");
+        for col in ["latency_p99_ms", "tick_p99_ms", "peak_p99_ms", "mean_cores", "peak_cores"] {
+            assert!(get(p, col) > 0.0, "{p} {col}");
+        }
+        assert!(get(p, "peak_cores") <= 6.0 + 1e-9, "{p}: six one-core pods at most");
+        assert!(get(p, "max_replicas") <= 6.0, "{p}");
+    }
+    // As in the original: HPA 90 % loses far more of the stress phase than HPA 70 % or the queue
+    // rule (a saturated 1-core pod reads 100 %, barely over the 10 % tolerance at 90 %).
+    let lost = |p: &str| get(p, "dropped_pct");
+    assert!(lost("hpa-90") > 20.0 && lost("hpa-70") < 5.0 && lost("queue") < 5.0, "{text}");
+    // Each policy's summary file has the exact totals.
+    let v: serde_json::Value =
+        serde_json::from_str(&read(&dir.path().join("queue_summary.json"))).expect("summary json");
+    assert_eq!(v["requests"]["arrived"], 9917);
+    assert_eq!(v["settings"]["recommenders"]["queue"]["target"], 50.0);
+}

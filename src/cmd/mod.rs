@@ -1,4 +1,6 @@
-//! Subcommands that run one part of scaletui on its own: `scaletui load`, `scaletui stress`.
+//! Subcommands that run one part of scaletui on its own: `scaletui load`, `scaletui stress`,
+//! `scaletui calibrate`.
+pub mod calibrate;
 pub mod load;
 pub mod stress;
 

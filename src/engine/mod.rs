@@ -1,5 +1,6 @@
 //! Everything that is not drawing. Nothing here imports ratatui.
 pub mod advisor;
+pub mod calibrate;
 pub mod clock;
 pub mod cluster;
 pub mod experiment;

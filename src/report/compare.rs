@@ -166,8 +166,9 @@ pub async fn compare(base: &Config, spec: &CompareSpec, report_cfg: &ReportConfi
     }
     let wall_s = started.elapsed().as_secs_f64();
     let summaries: Vec<Summary> = runs.iter().map(|r| summarize(r, report_cfg)).collect();
+    let settings = crate::engine::record::summary::describe_settings(&crate::engine::record::summary::settings(base));
     let mut text = format!(
-        "scenario {} · seed {} · {minutes} min per policy · {} policies in {wall_s:.2} s\n\n",
+        "scenario {} · seed {} · {minutes} min per policy · {} policies in {wall_s:.2} s\nsettings: {settings} (hpa:T sets the CPU target)\n\n",
         scenario.name,
         spec.seed,
         spec.policies.len()

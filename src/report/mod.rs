@@ -61,6 +61,11 @@ pub struct RunRow {
     pub served_rps: Option<f64>,
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
+    /// Requests by outcome over the tick, when the record counts them (the simulator does).
+    pub arrived: Option<f64>,
+    pub served: Option<f64>,
+    /// Turned away, timed out or lost with a pod.
+    pub dropped: Option<f64>,
 }
 
 /// A recorded run (or one phase of it) with its label.
@@ -69,6 +74,38 @@ pub struct RunData {
     pub label: String,
     pub path: PathBuf,
     pub rows: Vec<RunRow>,
+    /// The simulator's own totals of the whole run, from the summary file beside the record.
+    pub exact: Option<Exact>,
+}
+
+/// Totals counted request by request (a simulated run's `<stem>_summary.json`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Exact {
+    pub arrived: f64,
+    pub served: f64,
+    pub dropped: f64,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
+
+/// The simulator's totals beside a record, if it left them.
+fn read_exact(csv: &Path) -> Option<Exact> {
+    let text = std::fs::read_to_string(crate::engine::record::summary::summary_path(csv)).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    if v.get("source")?.as_str()? != "simulator" {
+        return None;
+    }
+    let n = |k: &str| v.pointer(&format!("/requests/{k}")).and_then(serde_json::Value::as_f64);
+    let ms = |k: &str| v.pointer(&format!("/latency_s/{k}")).and_then(serde_json::Value::as_f64).map(|s| s * 1000.0);
+    Some(Exact {
+        arrived: n("arrived")?,
+        served: n("served")?,
+        dropped: n("rejected")? + n("timed_out")? + n("failed")?,
+        p50_ms: ms("p50"),
+        p95_ms: ms("p95"),
+        p99_ms: ms("p99"),
+    })
 }
 
 /// Columns a record must have (and `elapsed_s`, or `timestamp` to derive it from).
@@ -122,6 +159,8 @@ pub fn load_run(path: &Path, label: &str) -> Result<RunData, String> {
         idx("hpa_sim_raw_desired"),
     );
     let (i_mode, i_driver, i_by, i_note) = (idx("mode"), idx("driver"), idx("applied_by"), idx("applied_note"));
+    let (i_arrived, i_served_n, i_rejected, i_timed_out, i_failed) =
+        (idx("arrived"), idx("served"), idx("rejected"), idx("timed_out"), idx("failed"));
     let mut rows = Vec::new();
     for (n, rec) in rdr.records().enumerate() {
         let rec = rec.map_err(|e| format!("{name}: {e}"))?;
@@ -165,12 +204,18 @@ pub fn load_run(path: &Path, label: &str) -> Result<RunData, String> {
             served_rps: num(i_served, "served_rps")?,
             p50_ms: num(i_p50, "latency_p50_ms")?,
             p99_ms: num(i_p99, "latency_p99_ms")?,
+            arrived: num(i_arrived, "arrived")?,
+            served: num(i_served_n, "served")?,
+            dropped: match (num(i_rejected, "rejected")?, num(i_timed_out, "timed_out")?, num(i_failed, "failed")?) {
+                (Some(a), Some(b), Some(c)) => Some(a + b + c),
+                _ => None,
+            },
         });
     }
     if rows.is_empty() {
         return Err(format!("{name}: the record has no rows"));
     }
-    Ok(RunData { label: label.to_string(), path: path.to_path_buf(), rows })
+    Ok(RunData { label: label.to_string(), path: path.to_path_buf(), rows, exact: read_exact(path) })
 }
 
 /// Split a run where the mode (or, in ai_scaler, the driver) changes: `<label>:<mode>` or
@@ -186,7 +231,7 @@ pub fn split_phases(run: &RunData) -> Vec<RunData> {
         if out.is_empty() || k != last {
             let n = out.iter().filter(|p| p.label.split('#').next() == Some(&format!("{}:{k}", run.label))).count();
             let label = if n == 0 { format!("{}:{k}", run.label) } else { format!("{}:{k}#{}", run.label, n + 1) };
-            out.push(RunData { label, path: run.path.clone(), rows: Vec::new() });
+            out.push(RunData { label, path: run.path.clone(), rows: Vec::new(), exact: None });
             last = k;
         }
         if let Some(p) = out.last_mut() {
@@ -204,10 +249,13 @@ pub struct Summary {
     pub requests: f64,
     pub served: f64,
     pub dropped: f64,
-    /// Served-request-weighted mean of the ticks' percentiles.
+    /// Percentiles of all served requests when the run counted each one (the simulator's
+    /// summary file), else the served-request-weighted mean of the ticks' percentiles.
     pub p50_ms: Option<f64>,
     pub p95_ms: Option<f64>,
     pub p99_ms: Option<f64>,
+    /// The ticks' p99, mean (weighted by served requests) and peak.
+    pub tick_p99_ms: Option<f64>,
     pub peak_p99_ms: Option<f64>,
     /// Ticks whose SLO percentile exceeded the SLO, and their share of ticks with latency.
     pub slo_violations: u32,
@@ -245,13 +293,14 @@ pub fn summarize(run: &RunData, cfg: &ReportConfig) -> Summary {
         let o = &r.obs;
         let prev = i.checked_sub(1).map(|j| &rows[j]);
         let dt = prev.map_or(0.0, |p| (o.elapsed_s - p.obs.elapsed_s).max(0.0));
-        let served = r.served_rps.unwrap_or(0.0) * dt;
+        // Exact counts where the record has them, else rates × the tick's length.
+        let served = r.served.unwrap_or(r.served_rps.unwrap_or(0.0) * dt);
         if o.rps.is_some() || r.served_rps.is_some() {
             s.traffic_ticks += 1;
         }
-        s.requests += o.rps.unwrap_or(0.0) * dt;
+        s.requests += r.arrived.unwrap_or(o.rps.unwrap_or(0.0) * dt);
         s.served += served;
-        s.dropped += o.errors_per_s.unwrap_or(0.0) * dt;
+        s.dropped += r.dropped.unwrap_or(o.errors_per_s.unwrap_or(0.0) * dt);
         if let (Some(a), Some(b), Some(c)) = (r.p50_ms, o.p95_ms, r.p99_ms) {
             let w = served.max(0.0);
             w50 += a * w;
@@ -300,6 +349,15 @@ pub fn summarize(run: &RunData, cfg: &ReportConfig) -> Summary {
         s.p50_ms = Some(w50 / wsum);
         s.p95_ms = Some(w95 / wsum);
         s.p99_ms = Some(w99 / wsum);
+        s.tick_p99_ms = s.p99_ms;
+    }
+    if let Some(e) = run.exact {
+        s.requests = e.arrived;
+        s.served = e.served;
+        s.dropped = e.dropped;
+        s.p50_ms = e.p50_ms;
+        s.p95_ms = e.p95_ms;
+        s.p99_ms = e.p99_ms;
     }
     s.latency_ticks = with_latency;
     if with_latency > 0 {
@@ -347,7 +405,7 @@ fn opt(v: Option<f64>, dp: usize) -> String {
 }
 
 /// The summary CSV's header.
-pub const SUMMARY_COLUMNS: [&str; 23] = [
+pub const SUMMARY_COLUMNS: [&str; 24] = [
     "policy",
     "duration_s",
     "requests",
@@ -357,6 +415,7 @@ pub const SUMMARY_COLUMNS: [&str; 23] = [
     "latency_p50_ms",
     "latency_p95_ms",
     "latency_p99_ms",
+    "tick_p99_ms",
     "peak_p99_ms",
     "slo_violation_ticks",
     "slo_violation_pct",
@@ -393,6 +452,7 @@ impl Summary {
             o(self.p50_ms, 1),
             o(self.p95_ms, 1),
             o(self.p99_ms, 1),
+            o(self.tick_p99_ms, 1),
             o(self.peak_p99_ms, 1),
             latency(self.slo_violations.to_string()),
             latency(format!("{:.1}", self.slo_violation_pct)),
@@ -420,8 +480,12 @@ pub fn table(summaries: &[Summary], cfg: &ReportConfig) -> String {
         "p50 ms".into(),
         "p95 ms".into(),
         "p99 ms".into(),
+        "tick p99 ms".into(),
+        "peak p99 ms".into(),
         format!("SLO p{} > {} ms", cfg.slo_percentile, cfg.slo_ms),
         "replica·s".into(),
+        "mean cores".into(),
+        "peak cores".into(),
         "CPU core·h".into(),
         "scale events".into(),
         "oscillations".into(),
@@ -432,17 +496,26 @@ pub fn table(summaries: &[Summary], cfg: &ReportConfig) -> String {
         .map(|s| {
             vec![
                 s.label.clone(),
-                if s.traffic_ticks > 0 { format!("{:.0}", s.served) } else { "-".into() },
+                if s.traffic_ticks > 0 {
+                    let pct = if s.requests > 0.0 { 100.0 * s.served / s.requests } else { 100.0 };
+                    format!("{:.0} ({pct:.1} %)", s.served)
+                } else {
+                    "-".into()
+                },
                 if s.traffic_ticks > 0 { format!("{:.0} ({:.1} %)", s.dropped, s.dropped_pct()) } else { "-".into() },
                 opt(s.p50_ms, 1),
                 opt(s.p95_ms, 1),
                 opt(s.p99_ms, 1),
+                opt(s.tick_p99_ms, 1),
+                opt(s.peak_p99_ms, 1),
                 if s.latency_ticks > 0 {
                     format!("{} ({:.0} %)", s.slo_violations, s.slo_violation_pct)
                 } else {
                     "-".into()
                 },
                 format!("{:.0}", s.replica_seconds),
+                format!("{:.2}", s.mean_cores),
+                format!("{:.2}", s.peak_cores),
                 format!("{:.3}", s.cpu_core_hours),
                 s.scale_events.to_string(),
                 s.oscillations.to_string(),
@@ -532,7 +605,21 @@ pub fn report(inputs: &[String], by_phase: bool, out_dir: &Path, cfg: &ReportCon
     }
     let summaries: Vec<Summary> = runs.iter().map(|r| summarize(r, cfg)).collect();
     let files = write_outputs(out_dir, &runs, &summaries, cfg)?;
-    let mut text = table(&summaries, cfg);
+    let mut text = String::new();
+    // The settings in force, from the summary file a run left beside its record.
+    let mut seen = std::collections::BTreeSet::new();
+    for r in &runs {
+        if seen.insert(r.path.clone())
+            && let Some(v) = crate::engine::record::summary::read_settings(&r.path)
+        {
+            let label = r.label.split(':').next().unwrap_or(&r.label);
+            let _ = writeln!(text, "{label}: {}", crate::engine::record::summary::describe_settings(&v));
+        }
+    }
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    text.push_str(&table(&summaries, cfg));
     text.push('\n');
     for f in files {
         let _ = writeln!(text, "wrote {}", f.display());
@@ -574,7 +661,7 @@ mod tests {
             row(90.0, 4.0, 4.0, 41.0, 30.0),
             row(120.0, 3.0, 3.0, 11.0, 10.0),
         ];
-        let run = RunData { label: "x".into(), path: PathBuf::new(), rows };
+        let run = RunData { label: "x".into(), path: PathBuf::new(), rows, exact: None };
         let s = summarize(&run, &ReportConfig::default());
         assert_eq!(s.duration_s, 120.0);
         assert_eq!(s.requests, 30.0 * (11.0 + 41.0 + 41.0 + 11.0));
@@ -647,7 +734,7 @@ mod tests {
             r.mode = "ai_scaler".into();
             r.driver = "queue".into();
         }
-        let run = RunData { label: "run".into(), path: PathBuf::new(), rows };
+        let run = RunData { label: "run".into(), path: PathBuf::new(), rows, exact: None };
         let labels: Vec<String> = split_phases(&run).into_iter().map(|p| p.label).collect();
         assert_eq!(labels, ["run:hpa_only", "run:ai_scaler/queue", "run:hpa_only#2"]);
     }

@@ -219,8 +219,8 @@ mod tests {
             })
             .collect();
         let runs = vec![
-            RunData { label: "a".into(), path: PathBuf::new(), rows: rows.clone() },
-            RunData { label: "b".into(), path: PathBuf::new(), rows },
+            RunData { label: "a".into(), path: PathBuf::new(), rows: rows.clone(), exact: None },
+            RunData { label: "b".into(), path: PathBuf::new(), rows, exact: None },
         ];
         let files = plot_all(dir.path(), &runs, &ReportConfig::default()).expect("plots");
         assert_eq!(files.len(), 6);

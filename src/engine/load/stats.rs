@@ -62,6 +62,10 @@ impl Hist {
         (!self.0.is_empty()).then(|| self.0.mean() / 1000.0)
     }
 
+    pub fn stdev_ms(&self) -> Option<f64> {
+        (!self.0.is_empty()).then(|| self.0.stdev() / 1000.0)
+    }
+
     /// How many values are at least `ms` milliseconds.
     pub fn count_at_least_ms(&self, ms: f64) -> u64 {
         let us = (ms * 1000.0).max(1.0) as u64;
@@ -78,6 +82,7 @@ impl Hist {
             count: self.len(),
             min_ms: (!self.0.is_empty()).then(|| self.0.min() as f64 / 1000.0),
             mean_ms: self.mean_ms(),
+            stdev_ms: self.stdev_ms(),
             p50_ms: q(0.50),
             p75_ms: q(0.75),
             p90_ms: q(0.90),
@@ -95,6 +100,7 @@ pub struct Percentiles {
     pub count: u64,
     pub min_ms: Option<f64>,
     pub mean_ms: Option<f64>,
+    pub stdev_ms: Option<f64>,
     pub p50_ms: Option<f64>,
     pub p75_ms: Option<f64>,
     pub p90_ms: Option<f64>,

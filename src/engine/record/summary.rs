@@ -165,3 +165,68 @@ pub fn read_settings(csv: &Path) -> Option<serde_json::Value> {
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     v.get("settings").cloned()
 }
+
+/// One line of the settings that shape the figures (from [`settings`]' JSON): the simulator's
+/// traffic model, the pods, the HPA's metrics and the control interval.
+pub fn describe_settings(v: &serde_json::Value) -> String {
+    let s = |p: &str| v.pointer(p).map(plain).unwrap_or_default();
+    let metrics: Vec<String> = v
+        .pointer("/scaling/metrics")
+        .and_then(|m| m.as_array())
+        .map(|a| {
+            a.iter()
+                .map(|m| match m.as_str() {
+                    Some("cpu") => format!("cpu {} %", s("/scaling/cpu_target")),
+                    Some("memory") => format!("memory {} %", s("/scaling/memory_target")),
+                    Some(o) => o.to_string(),
+                    None => format!("{} {} per pod", s_of(m, "pods"), s_of(m, "target")),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut parts = Vec::new();
+    if s("/backend") == "sim" {
+        let service = match s("/sim/service/distribution").as_str() {
+            "deterministic" => format!("deterministic {} ms", s("/sim/service/mean_ms")),
+            "exponential" => format!("exponential mean {} ms", s("/sim/service/mean_ms")),
+            "empirical" => "empirical".to_string(),
+            d => format!("{d} mean {} ms cv {}", s("/sim/service/mean_ms"), s("/sim/service/cv")),
+        };
+        let timeout = match s("/sim/timeout_s").as_str() {
+            "0" => "no timeout".to_string(),
+            t => format!("timeout {t} s"),
+        };
+        parts.push(format!(
+            "simulator: {} arrivals, {} routing, {} workers per pod, queue {}, {timeout}; work {service} of a core; pods {}m CPU limit",
+            s("/sim/arrivals"),
+            s("/sim/routing"),
+            s("/sim/concurrency"),
+            s("/sim/queue_capacity"),
+            s("/sim/cpu_limit_m"),
+        ));
+    }
+    parts.push(format!(
+        "HPA {}..{} on {}",
+        s("/scaling/min_replicas"),
+        s("/scaling/max_replicas"),
+        if metrics.is_empty() { "-".into() } else { metrics.join(", ") }
+    ));
+    parts.push(format!("interval {} s", s("/experiment/interval")));
+    parts.join("; ")
+}
+
+fn s_of(v: &serde_json::Value, k: &str) -> String {
+    v.get(k).map(plain).unwrap_or_default()
+}
+
+/// A JSON value as a person writes it: strings bare, whole numbers without `.0`.
+fn plain(x: &serde_json::Value) -> String {
+    match x {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", f as i64),
+            _ => n.to_string(),
+        },
+        other => other.to_string(),
+    }
+}

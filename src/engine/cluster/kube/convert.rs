@@ -633,11 +633,13 @@ mod tests {
 
     #[test]
     fn pods_metrics_of_the_config_are_written_and_read_back() {
-        let mut s = crate::config::ScalingConfig::default();
-        s.metrics = vec![
-            crate::config::HpaMetric::Cpu,
-            crate::config::HpaMetric::Pods { figure: crate::config::PodFigure::Waiting, target: 5.0 },
-        ];
+        let s = crate::config::ScalingConfig {
+            metrics: vec![
+                crate::config::HpaMetric::Cpu,
+                crate::config::HpaMetric::Pods { figure: crate::config::PodFigure::Waiting, target: 5.0 },
+            ],
+            ..crate::config::ScalingConfig::default()
+        };
         let spec = HpaSpec { min_replicas: 1, max_replicas: 6, metrics: s.hpa_metrics(), behavior: None };
         let h = build_hpa("h", "ns", "d", &spec).expect("written");
         let json = serde_json::to_value(&h).expect("json");

@@ -252,7 +252,6 @@ mod tests {
 
     #[test]
     fn the_tree_finds_the_earliest_station_as_times_change_and_grows() {
-        let mut q = EventQueue::new();
         for n in [10, 40, 200] {
             the_earliest_is_found(n);
         }

@@ -27,7 +27,7 @@ impl Router {
                 self.next = (self.next + 1) % n;
                 endpoints[self.next]
             }
-            Routing::LeastOutstanding | Routing::CentralQueue => self.least(endpoints, |s| load(s)),
+            Routing::LeastOutstanding | Routing::CentralQueue => self.least(endpoints, load),
         }
     }
 
