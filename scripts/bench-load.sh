@@ -46,45 +46,14 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 cargo build --release --locked --bin scaletui >/dev/null 2>&1 || cargo build --release --locked --bin scaletui
 BIN=target/release/scaletui
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-dir=$(mktemp -d)
-port=$(free_port)
-cat > "$dir/nginx.conf" <<EOF
-worker_processes 1;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path $dir/body;
-  proxy_temp_path $dir/proxy;
-  fastcgi_temp_path $dir/fastcgi;
-  uwsgi_temp_path $dir/uwsgi;
-  scgi_temp_path $dir/scgi;
-  server {
-    listen 127.0.0.1:$port;
-    location / { return 200 "ok\n"; }
-  }
-}
-EOF
-"$NGINX" -c "$dir/nginx.conf" -p "$dir" 2>/dev/null
+. scripts/lib/nginx.sh
+start_nginx || exit 1
+dir=$nginx_dir
 cleanup() {
-  if [ -f "$dir/nginx.pid" ]; then kill "$(cat "$dir/nginx.pid")" 2>/dev/null || true; fi
   if [ -n "${load_pid:-}" ]; then kill "$load_pid" 2>/dev/null || true; fi
-  sleep 0.3
-  rm -rf "$dir"
+  stop_nginx
 }
 trap cleanup EXIT
-url="http://127.0.0.1:$port/"
-for _ in $(seq 50); do
-  curl -fs "$url" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-curl -fs "$url" >/dev/null || { echo "bench-load.sh: nginx did not start on $url" >&2; exit 1; }
 cores=$(nproc)
 echo "nginx on $url (1 worker); $cores cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 

@@ -7,6 +7,25 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+/// The numbers of a data file: separated by whitespace or commas, `#` starts a comment; each
+/// must be finite and pass `ok` (an error names the first that is not `what`).
+pub fn numbers(text: &str, what: &str, ok: impl Fn(f64) -> bool) -> Result<Vec<f64>, String> {
+    let mut out = Vec::new();
+    for (i, tok) in text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or(""))
+        .flat_map(|l| l.split(|c: char| c.is_whitespace() || c == ','))
+        .filter(|t| !t.is_empty())
+        .enumerate()
+    {
+        match tok.parse::<f64>() {
+            Ok(v) if v.is_finite() && ok(v) => out.push(v),
+            _ => return Err(format!("value {} ({tok:?}) is not {what}", i + 1)),
+        }
+    }
+    Ok(out)
+}
+
 /// One step of a [`Schedule::Step`] pattern.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Level {
@@ -56,19 +75,7 @@ impl Schedule {
     }
 
     pub fn parse_trace(text: &str, step_s: f64) -> Result<Self, String> {
-        let mut values = Vec::new();
-        for (i, tok) in text
-            .lines()
-            .map(|l| l.split('#').next().unwrap_or(""))
-            .flat_map(|l| l.split(|c: char| c.is_whitespace() || c == ','))
-            .filter(|t| !t.is_empty())
-            .enumerate()
-        {
-            match tok.parse::<f64>() {
-                Ok(v) if v.is_finite() && v >= 0.0 => values.push(v),
-                _ => return Err(format!("value {} ({tok:?}) is not a rate >= 0", i + 1)),
-            }
-        }
+        let values = numbers(text, "a rate >= 0", |v| v >= 0.0)?;
         if values.is_empty() {
             return Err("the trace holds no values".into());
         }
@@ -86,20 +93,7 @@ impl Schedule {
     }
 
     pub fn parse_timestamps(text: &str) -> Result<Self, String> {
-        let mut times = Vec::new();
-        for (i, tok) in text
-            .lines()
-            .map(|l| l.split('#').next().unwrap_or(""))
-            .flat_map(|l| l.split(|c: char| c.is_whitespace() || c == ','))
-            .filter(|t| !t.is_empty())
-            .enumerate()
-        {
-            match tok.parse::<f64>() {
-                Ok(v) if v.is_finite() => times.push(v),
-                _ => return Err(format!("value {} ({tok:?}) is not a time in seconds", i + 1)),
-            }
-        }
-        Self::timestamps(times)
+        Self::timestamps(numbers(text, "a time in seconds", |_| true)?)
     }
 
     /// Request times shifted so the earliest is at 0, sorted.

@@ -81,17 +81,9 @@ impl ServiceLaw {
                 if !c.file.trim().is_empty() {
                     let text = std::fs::read_to_string(c.file.trim())
                         .map_err(|e| ("file".to_string(), format!("cannot read {}: {e}", c.file)))?;
-                    for tok in text
-                        .lines()
-                        .map(|l| l.split('#').next().unwrap_or(""))
-                        .flat_map(|l| l.split(|ch: char| ch.is_whitespace() || ch == ','))
-                        .filter(|t| !t.is_empty())
-                    {
-                        match tok.parse::<f64>() {
-                            Ok(v) => ms.push(v),
-                            Err(_) => return bad("file", format!("{}: {tok:?} is not milliseconds", c.file)),
-                        }
-                    }
+                    let v = crate::engine::load::schedule::numbers(&text, "milliseconds >= 0", |v| v >= 0.0)
+                        .map_err(|e| ("file".to_string(), format!("{}: {e}", c.file)))?;
+                    ms.extend(v);
                 }
                 if ms.is_empty() {
                     return bad("samples_ms", "the empirical law needs samples (samples_ms or file)".into());
