@@ -7,6 +7,7 @@
 pub mod commands;
 pub mod compare;
 pub mod plot;
+pub mod stats;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

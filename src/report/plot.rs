@@ -14,7 +14,7 @@ use super::{ReportConfig, RunData, RunRow};
 static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-subset.ttf");
 static REGISTER: Once = Once::new();
 
-fn register_font() {
+pub(crate) fn register_font() {
     REGISTER.call_once(|| {
         // The embedded font is known to parse (a unit test checks it); if it did not, text
         // would fail to draw and the plot functions return that error.
@@ -23,7 +23,7 @@ fn register_font() {
 }
 
 /// Distinguishable colours (Okabe–Ito), one per policy, cycling.
-const COLOURS: [RGBColor; 8] = [
+pub(crate) const COLOURS: [RGBColor; 8] = [
     RGBColor(0, 114, 178),
     RGBColor(213, 94, 0),
     RGBColor(0, 158, 115),
@@ -48,7 +48,7 @@ struct ChartSpec<'a> {
 }
 
 /// An axis label without trailing zeros: `2`, `2.5`, `0.25`.
-fn tidy(v: f64) -> String {
+pub(crate) fn tidy(v: f64) -> String {
     let s = format!("{v:.3}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
     if s == "-0" { "0".into() } else { s.into() }
