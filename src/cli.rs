@@ -281,15 +281,30 @@ fn parse_client(s: &str) -> Result<crate::engine::load::client::ClientKind, Stri
 
 #[derive(Debug, Clone, Args)]
 pub struct CompareArgs {
-    /// Scenario file (or a name in scenarios/)
-    #[arg(long)]
-    pub scenario: String,
+    /// Scenario file (or a name in scenarios/); repeat for a sweep over several scenarios
+    #[arg(long, required = true)]
+    pub scenario: Vec<String>,
     /// Comma-separated: hpa, hpa:TARGET, queue, forecast, learned, ai
     #[arg(long, default_value = "hpa:70,hpa:90,queue,forecast")]
     pub policies: String,
     /// Seed of the simulator (the same seed gives the same figures)
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// A sweep over seeds: `1..30` (inclusive), `1,2,5` or both (`1..10,20`); with statistics
+    #[arg(long)]
+    pub seeds: Option<String>,
+    /// Runs at once in a sweep [default: the number of cores]
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// The policy the others are compared with in a sweep [default: the first]
+    #[arg(long)]
+    pub baseline: Option<String>,
+    /// Bootstrap resamples for the confidence intervals of a sweep
+    #[arg(long, default_value_t = 2000)]
+    pub resamples: usize,
+    /// KEY=V1,V2,...: one policy row per value of a configuration key (repeatable: all combinations)
+    #[arg(long)]
+    pub vary: Vec<String>,
     /// Minutes per policy [default: the scenario's length + 10 minutes]
     #[arg(long)]
     pub duration: Option<f64>,
@@ -304,11 +319,29 @@ pub struct CompareArgs {
     pub slo_ms: Option<f64>,
 }
 
+impl CompareArgs {
+    /// A sweep (several scenarios, seeds or values) rather than one run per policy.
+    pub fn is_sweep(&self) -> bool {
+        self.scenario.len() > 1 || self.seeds.is_some() || !self.vary.is_empty()
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ReportArgs {
     /// Recorded CSVs; LABEL=PATH names a run (default: the file name)
-    #[arg(required = true)]
     pub csv: Vec<String>,
+    /// NAME=A.csv,B.csv,...: repeated runs of one policy; with statistics over the runs (repeatable)
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Group the CSVs by the policy they recorded (mode, and driver in ai_scaler); with statistics
+    #[arg(long)]
+    pub group: bool,
+    /// The group the others are compared with [default: the first]
+    #[arg(long)]
+    pub baseline: Option<String>,
+    /// Bootstrap resamples for the confidence intervals of grouped runs
+    #[arg(long, default_value_t = 2000)]
+    pub resamples: usize,
     /// One row per phase: split runs where the mode (or the driver) changes
     #[arg(long)]
     pub by_phase: bool,

@@ -932,6 +932,9 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     Ok(cfg)
 }
 
+/// The longest run: a year, in minutes.
+pub const MAX_DURATION_MIN: f64 = 525_600.0;
+
 /// Check values that TOML types alone cannot: returns (dotted key, message).
 pub fn validate(c: &Config) -> Result<(), (String, String)> {
     fn err(key: &str, msg: impl Into<String>) -> Result<(), (String, String)> {
@@ -941,8 +944,11 @@ pub fn validate(c: &Config) -> Result<(), (String, String)> {
     if !(e.interval.is_finite() && e.interval > 0.0) {
         return err("experiment.interval", format!("must be a positive number of seconds, not {}", e.interval));
     }
-    if !(e.duration.is_finite() && e.duration >= 0.0) {
-        return err("experiment.duration", format!("must be minutes >= 0, not {}", e.duration));
+    if !(e.duration.is_finite() && e.duration >= 0.0 && e.duration <= MAX_DURATION_MIN) {
+        return err(
+            "experiment.duration",
+            format!("must be minutes from 0 (until stopped) to {MAX_DURATION_MIN} (a year), not {}", e.duration),
+        );
     }
     if !(e.history_minutes.is_finite() && e.history_minutes > 0.0) {
         return err("experiment.history_minutes", format!("must be positive, not {}", e.history_minutes));

@@ -37,9 +37,7 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
         Some(Command::Compare(a)) => {
             // The compared scenario's settings go between the file and the flags.
             let (file, _) = config::load(cli.run.config.as_deref()).map_err(|e| e.to_string())?;
-            let cfg = scaletui::run::layered_config(&file, &cli.run, Some(&a.scenario))?;
-            let ok = scaletui::report::commands::run_compare(cfg, &a)?;
-            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(ExitCode::from(scaletui::report::commands::run_compare(&file, &cli.run, &a)?))
         }
         Some(Command::Report(a)) => {
             let (cfg, _) = load_config(&cli.run)?;

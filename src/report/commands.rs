@@ -9,6 +9,7 @@ use crate::engine::advisor::learned::LabelParams;
 use crate::engine::types::wall_now;
 
 use super::compare::{CompareSpec, Policy, compare};
+use super::sweep;
 use super::{ReportConfig, report};
 
 fn stamp() -> String {
@@ -26,8 +27,7 @@ fn report_cfg(cfg: &Config, slo_ms: Option<f64>) -> Result<ReportConfig, String>
     Ok(r)
 }
 
-/// `scaletui compare`; `Ok(false)` when a policy failed (the others are still reported).
-pub fn run_compare(mut cfg: Config, a: &CompareArgs) -> Result<bool, String> {
+fn check_interval(cfg: &mut Config, a: &CompareArgs) -> Result<(), String> {
     if let Some(i) = a.interval {
         if !(i.is_finite() && i > 0.0) {
             return Err(format!("--interval must be positive seconds, not {i}"));
@@ -35,27 +35,122 @@ pub fn run_compare(mut cfg: Config, a: &CompareArgs) -> Result<bool, String> {
         cfg.experiment.interval = i;
     }
     if let Some(d) = a.duration
-        && !(d.is_finite() && d > 0.0)
+        && !(d.is_finite() && d > 0.0 && d <= crate::config::MAX_DURATION_MIN)
     {
-        return Err(format!("--duration must be positive minutes, not {d}"));
+        return Err(format!(
+            "--duration must be positive minutes, at most {} (a year), not {d}",
+            crate::config::MAX_DURATION_MIN
+        ));
     }
+    Ok(())
+}
+
+/// `scaletui compare`: the exit code (0 all well, 1 a policy failed, 130 interrupted). The
+/// configuration of each scenario is `file` with the scenario's settings and the `flags` over it.
+pub fn run_compare(file: &Config, flags: &crate::cli::RunArgs, a: &CompareArgs) -> Result<u8, String> {
     let policies =
         a.policies.split(',').filter(|p| !p.trim().is_empty()).map(Policy::parse).collect::<Result<Vec<_>, _>>()?;
-    let spec = CompareSpec {
-        scenario: a.scenario.clone(),
-        policies,
-        seed: a.seed,
-        duration_min: a.duration,
-        out_dir: a.output_dir.clone().unwrap_or_else(|| cfg.experiment.output_dir.join(format!("compare_{}", stamp()))),
+    let out_dir =
+        a.output_dir.clone().unwrap_or_else(|| file.experiment.output_dir.join(format!("compare_{}", stamp())));
+    if !a.is_sweep() {
+        let scenario = a.scenario.first().cloned().unwrap_or_default();
+        let mut cfg = crate::run::layered_config(file, flags, Some(&scenario))?;
+        check_interval(&mut cfg, a)?;
+        let spec = CompareSpec { scenario, policies, seed: a.seed, duration_min: a.duration, out_dir };
+        let rcfg = report_cfg(&cfg, a.slo_ms)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        let outcome = rt.block_on(compare(&cfg, &spec, &rcfg))?;
+        crate::cli::print_out(&outcome.text)?;
+        return Ok(if outcome.failures.is_empty() { 0 } else { 1 });
+    }
+    if policies.is_empty() {
+        return Err("no policies given".into());
+    }
+    let seeds = match &a.seeds {
+        Some(s) => sweep::parse_seeds(s)?,
+        None => vec![a.seed],
     };
-    let rcfg = report_cfg(&cfg, a.slo_ms)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let outcome = rt.block_on(compare(&cfg, &spec, &rcfg))?;
+    let arms = sweep::arms(&policies, &sweep::parse_vary(&a.vary)?);
+    let mut names = std::collections::HashSet::new();
+    if let Some(dup) = arms.iter().find(|x| !names.insert(x.slug.clone())) {
+        return Err(format!("policy {} is given twice", dup.label));
+    }
+    let baseline = match &a.baseline {
+        None => 0,
+        Some(b) => {
+            arms.iter().position(|x| x.label == *b || x.slug == *b || x.policy.slug() == *b).ok_or_else(|| {
+                format!(
+                    "--baseline {b:?} is not one of the policies ({})",
+                    arms.iter().map(|x| x.label.as_str()).collect::<Vec<_>>().join(", ")
+                )
+            })?
+        }
+    };
+    let mut scenarios = Vec::new();
+    let mut rcfg = None;
+    for name in &a.scenario {
+        let mut cfg = crate::run::layered_config(file, flags, Some(name))?;
+        check_interval(&mut cfg, a)?;
+        let sc = crate::run::find_scenario(name).map_err(|e| e.to_string())?;
+        if scenarios.iter().any(|x: &sweep::SweepScenario| x.name == sc.name) {
+            return Err(format!("scenario {} is given twice", sc.name));
+        }
+        let minutes = a.duration.unwrap_or(((sc.length_s() + 600.0) / 60.0).ceil());
+        if rcfg.is_none() {
+            rcfg = Some(report_cfg(&cfg, a.slo_ms)?);
+        }
+        for arm in &arms {
+            let mut c = cfg.clone();
+            for (k, v) in &arm.overrides {
+                c = sweep::set_key(&c, k, v)?;
+            }
+        }
+        scenarios.push(sweep::SweepScenario { file: name.clone(), name: sc.name.clone(), base: cfg, minutes });
+    }
+    let rcfg = rcfg.ok_or("no scenario given")?;
+    if a.resamples > 1_000_000 {
+        return Err("--resamples: at most 1000000".into());
+    }
+    let jobs = match a.jobs {
+        Some(0) => return Err("--jobs must be at least 1".into()),
+        Some(j) => j,
+        None => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+    };
+    let spec =
+        sweep::SweepSpec { scenarios, arms, seeds, jobs, baseline, resamples: a.resamples, out_dir, progress: true };
+    let cancel = tokio_util::sync::CancellationToken::new();
+    on_ctrl_c(cancel.clone());
+    let outcome = sweep::sweep(&spec, &rcfg, &cancel)?;
     crate::cli::print_out(&outcome.text)?;
-    Ok(outcome.failures.is_empty())
+    Ok(if !outcome.complete {
+        130
+    } else if outcome.failures.is_empty() {
+        0
+    } else {
+        1
+    })
+}
+
+/// The first Ctrl-C cancels `token` (work under way stops, what finished is kept); a second
+/// one ends the process.
+fn on_ctrl_c(token: tokio_util::sync::CancellationToken) {
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        rt.block_on(async {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!(
+                    "\ninterrupted: keeping the finished runs and writing partial results (Ctrl-C again to quit now)"
+                );
+                token.cancel();
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        });
+    });
 }
 
 /// `scaletui report`.
@@ -63,6 +158,39 @@ pub fn run_report(cfg: Config, a: &ReportArgs) -> Result<(), String> {
     let rcfg = report_cfg(&cfg, a.slo_ms)?;
     let out: PathBuf =
         a.output_dir.clone().unwrap_or_else(|| cfg.experiment.output_dir.join(format!("report_{}", stamp())));
+    if !a.labels.is_empty() || a.group {
+        if a.by_phase {
+            return Err("--by-phase splits single runs; it does not combine with --label or --group".into());
+        }
+        let mut groups: Vec<(String, Vec<PathBuf>)> = Vec::new();
+        for l in &a.labels {
+            let Some((name, files)) = l.split_once('=').filter(|(n, _)| !n.trim().is_empty()) else {
+                return Err(format!("--label {l:?}: expected NAME=A.csv,B.csv,..."));
+            };
+            let files: Vec<PathBuf> = files.split(',').filter(|f| !f.trim().is_empty()).map(PathBuf::from).collect();
+            if files.is_empty() {
+                return Err(format!("--label {l:?}: no files"));
+            }
+            groups.push((name.trim().to_string(), files));
+        }
+        for c in &a.csv {
+            let path = PathBuf::from(c);
+            let label = if a.group {
+                sweep::recorded_policy(&super::load_run(&path, "")?)
+            } else {
+                path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| c.clone())
+            };
+            match groups.iter_mut().find(|g| g.0 == label) {
+                Some(g) => g.1.push(path),
+                None => groups.push((label, vec![path])),
+            }
+        }
+        let text = sweep::report_groups(&groups, a.baseline.as_deref(), a.resamples, &out, &rcfg)?;
+        return crate::cli::print_out(&text);
+    }
+    if a.csv.is_empty() {
+        return Err("give recorded CSVs, or --label NAME=A.csv,B.csv".into());
+    }
     crate::cli::print_out(&report(&a.csv, a.by_phase, &out, &rcfg)?)
 }
 

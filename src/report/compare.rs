@@ -71,13 +71,14 @@ pub struct CompareOutcome {
     pub wall_s: f64,
 }
 
-/// The configuration of one arm.
-pub fn policy_config(base: &Config, spec: &CompareSpec, policy: &Policy, minutes: f64, run_dir: &Path) -> Config {
+/// The configuration of one arm: `policy` on `scenario` with `seed`, headless on the simulator
+/// at full speed, recording into `run_dir`.
+pub fn arm_config(base: &Config, scenario: &str, seed: u64, policy: &Policy, minutes: f64, run_dir: &Path) -> Config {
     let mut c = base.clone();
     c.cluster.backend = Backend::Sim;
     c.sim.speed = Speed::Max;
-    c.sim.seed = spec.seed;
-    c.experiment.scenario = spec.scenario.clone();
+    c.sim.seed = seed;
+    c.experiment.scenario = scenario.to_string();
     c.experiment.duration = minutes;
     c.experiment.output_dir = run_dir.to_path_buf();
     match policy {
@@ -95,12 +96,22 @@ pub fn policy_config(base: &Config, spec: &CompareSpec, policy: &Policy, minutes
     c
 }
 
-/// Run one arm; returns the path of its CSV in `out_dir`.
-async fn run_policy(base: &Config, spec: &CompareSpec, policy: &Policy, minutes: f64) -> Result<PathBuf, String> {
-    let slug = policy.slug();
-    let run_dir = spec.out_dir.join(format!(".run-{slug}"));
-    let cfg = policy_config(base, spec, policy, minutes, &run_dir);
-    let mut parts = run::build(&cfg, false).await.map_err(|e| e.to_string())?;
+/// The configuration of one arm of a single-seed comparison.
+pub fn policy_config(base: &Config, spec: &CompareSpec, policy: &Policy, minutes: f64, run_dir: &Path) -> Config {
+    arm_config(base, &spec.scenario, spec.seed, policy, minutes, run_dir)
+}
+
+/// Run one arm configured by [`arm_config`] (its `output_dir` is a scratch directory) and move
+/// its record to `csv` (with `<stem>_events.csv` and `<stem>_summary.json` beside it).
+/// `Ok(None)`: cancelled before the end; nothing is kept.
+pub async fn run_arm(
+    cfg: &Config,
+    policy: &Policy,
+    csv: &Path,
+    cancel: CancellationToken,
+) -> Result<Option<PathBuf>, String> {
+    let run_dir = cfg.experiment.output_dir.clone();
+    let mut parts = run::build(cfg, false).await.map_err(|e| e.to_string())?;
     if let Policy::Driver(d) = policy
         && !parts.setup.recommenders.iter().any(|r| r.name() == d)
     {
@@ -113,22 +124,34 @@ async fn run_policy(base: &Config, spec: &CompareSpec, policy: &Policy, minutes:
     let drain = tokio::spawn(async move { while parts.events.recv().await.is_some() {} });
     let exp =
         Experiment::new(parts.setup).map_err(|e| format!("cannot create the record in {}: {e}", run_dir.display()))?;
-    let summary = exp.run(CancellationToken::new()).await;
+    let summary = exp.run(cancel.clone()).await;
     drain.abort();
-    let csv = spec.out_dir.join(format!("{slug}.csv"));
-    let events = spec.out_dir.join(format!("{slug}_events.csv"));
-    std::fs::rename(&summary.csv_path, &csv).map_err(|e| format!("{}: {e}", csv.display()))?;
+    if cancel.is_cancelled() {
+        let _ = std::fs::remove_dir_all(&run_dir);
+        return Ok(None);
+    }
+    let events = csv.with_file_name(format!("{}_events.csv", csv.file_stem().unwrap_or_default().to_string_lossy()));
+    std::fs::rename(&summary.csv_path, csv).map_err(|e| format!("{}: {e}", csv.display()))?;
     std::fs::rename(&summary.events_path, &events).map_err(|e| format!("{}: {e}", events.display()))?;
     if let Some(js) = &summary.summary_path {
-        let to = crate::engine::record::summary::summary_path(&csv);
+        let to = crate::engine::record::summary::summary_path(csv);
         std::fs::rename(js, &to).map_err(|e| format!("{}: {e}", to.display()))?;
     }
     let _ = std::fs::remove_dir(&run_dir);
-    Ok(csv)
+    Ok(Some(csv.to_path_buf()))
+}
+
+/// Run one arm; returns the path of its CSV in `out_dir`.
+async fn run_policy(base: &Config, spec: &CompareSpec, policy: &Policy, minutes: f64) -> Result<PathBuf, String> {
+    let slug = policy.slug();
+    let run_dir = spec.out_dir.join(format!(".run-{slug}"));
+    let cfg = policy_config(base, spec, policy, minutes, &run_dir);
+    let csv = spec.out_dir.join(format!("{slug}.csv"));
+    run_arm(&cfg, policy, &csv, CancellationToken::new()).await?.ok_or_else(|| "interrupted".to_string())
 }
 
 /// A driver that never answered: every ai_scaler tick applied the fallback.
-fn never_answered(run: &RunData) -> Option<String> {
+pub fn never_answered(run: &RunData) -> Option<String> {
     let ticks: Vec<_> = run.rows.iter().filter(|r| r.mode == "ai_scaler").collect();
     let all_fallback = !ticks.is_empty() && ticks.iter().all(|r| matches!(r.applied_by.as_str(), "hpa_sim" | "hold"));
     all_fallback.then(|| {

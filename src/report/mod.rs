@@ -6,8 +6,11 @@
 
 pub mod commands;
 pub mod compare;
+pub mod html;
 pub mod plot;
 pub mod stats;
+pub mod sweep;
+pub mod sweep_plot;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -261,6 +264,8 @@ pub struct Summary {
     /// Ticks whose SLO percentile exceeded the SLO, and their share of ticks with latency.
     pub slo_violations: u32,
     pub slo_violation_pct: f64,
+    /// Seconds covered by those ticks.
+    pub slo_violation_s: f64,
     pub replica_seconds: f64,
     pub mean_replicas: f64,
     pub max_replicas: f64,
@@ -317,6 +322,7 @@ pub fn summarize(run: &RunData, cfg: &ReportConfig) -> Summary {
             };
             if slo_value > cfg.slo_ms {
                 s.slo_violations += 1;
+                s.slo_violation_s += dt;
             }
         }
         if let Some(p) = prev {
@@ -406,7 +412,7 @@ fn opt(v: Option<f64>, dp: usize) -> String {
 }
 
 /// The summary CSV's header.
-pub const SUMMARY_COLUMNS: [&str; 24] = [
+pub const SUMMARY_COLUMNS: [&str; 25] = [
     "policy",
     "duration_s",
     "requests",
@@ -420,6 +426,7 @@ pub const SUMMARY_COLUMNS: [&str; 24] = [
     "peak_p99_ms",
     "slo_violation_ticks",
     "slo_violation_pct",
+    "slo_violation_s",
     "replica_seconds",
     "mean_replicas",
     "max_replicas",
@@ -457,6 +464,7 @@ impl Summary {
             o(self.peak_p99_ms, 1),
             latency(self.slo_violations.to_string()),
             latency(format!("{:.1}", self.slo_violation_pct)),
+            latency(format!("{:.0}", self.slo_violation_s)),
             format!("{:.0}", self.replica_seconds),
             format!("{:.2}", self.mean_replicas),
             format!("{:.0}", self.max_replicas),
@@ -524,13 +532,25 @@ pub fn table(summaries: &[Summary], cfg: &ReportConfig) -> String {
             ]
         })
         .collect();
+    markdown(&head, &rows)
+}
+
+/// A Markdown table: the first column left-aligned, the others right-aligned.
+pub fn markdown(head: &[String], rows: &[Vec<String>]) -> String {
     let widths: Vec<usize> = (0..head.len())
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).chain([head[c].chars().count()]).max().unwrap_or(0))
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|x| x.chars().count())
+                .chain([head[c].chars().count(), 3])
+                .max()
+                .unwrap_or(3)
+        })
         .collect();
     let line = |cells: &[String]| {
         let mut l = String::from("|");
         for (c, cell) in cells.iter().enumerate() {
-            let pad = widths[c] - cell.chars().count();
+            let pad = widths.get(c).copied().unwrap_or(0).saturating_sub(cell.chars().count());
             if c == 0 {
                 let _ = write!(l, " {cell}{} |", " ".repeat(pad));
             } else {
@@ -539,7 +559,7 @@ pub fn table(summaries: &[Summary], cfg: &ReportConfig) -> String {
         }
         l
     };
-    let mut out = line(&head);
+    let mut out = line(head);
     out.push('\n');
     let sep: Vec<String> = widths
         .iter()
@@ -548,7 +568,7 @@ pub fn table(summaries: &[Summary], cfg: &ReportConfig) -> String {
         .collect();
     out.push_str(&line(&sep));
     out.push('\n');
-    for r in &rows {
+    for r in rows {
         out.push_str(&line(r));
         out.push('\n');
     }
@@ -673,6 +693,7 @@ mod tests {
         assert_eq!((s.scale_events, s.oscillations), (2, 1));
         assert_eq!(s.slo_violations, 1, "one tick's p95 over 100 ms");
         assert_eq!(s.slo_violation_pct, 20.0);
+        assert_eq!(s.slo_violation_s, 30.0, "the violating tick covers 30 s");
         // p95 weighted by served requests of each interval (the first row has none).
         let want = (20.0 * 300.0 + 200.0 * 1200.0 + 30.0 * 1200.0 + 10.0 * 300.0) / 3000.0;
         assert!((s.p95_ms.unwrap_or(0.0) - want).abs() < 1e-9);
