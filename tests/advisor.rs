@@ -637,6 +637,43 @@ fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
     (header, rows)
 }
 
+/// A server that does not answer is tried again after a wait that grows (5 s, then 5–10 s, …,
+/// in the run's clock), the ticks in between say when the next try is and make no call, and
+/// "ask now" tries at once.
+#[tokio::test]
+async fn an_unreachable_server_is_retried_after_growing_waits_in_the_runs_clock() {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    let url = format!("http://{addr}/v1");
+    let mut h = harness(&settings(&url));
+    let t = tick(3);
+    let t0 = t.sample.at;
+    let at = |now: f64| RecommendInput { now, ..input(&t, true, 10) };
+    let first = h.advisor.recommend(&at(t0)).await;
+    assert_failed(&first, "unreachable", &format!("cannot connect to {url}"));
+    assert_eq!(h.seen().attempts, [1], "the first tick asks");
+    let waiting = h.advisor.recommend(&at(t0 + 2.0)).await;
+    let c = assert_failed(&waiting, "unreachable", "cannot connect");
+    assert!(c["ai_error"].starts_with("unreachable — next try in "), "{c:?}");
+    assert!(h.seen().attempts.is_empty(), "no call while waiting");
+    let left = h.advisor.next_try_in(t0 + 2.0).expect("backing off");
+    assert!(left > 0.0 && left <= 3.0, "the first wait is 2.5–5 s: {left}");
+    // After the first wait, the next tick calls again; the second wait is 5–10 s.
+    let second = h.advisor.recommend(&at(t0 + 5.0)).await;
+    assert!(cells(&second)["ai_error"].starts_with("cannot connect"), "a real call");
+    assert_eq!(h.seen().attempts, [1]);
+    let left = h.advisor.next_try_in(t0 + 5.0).expect("backing off");
+    assert!((5.0..=10.0).contains(&left), "the second wait is 5–10 s: {left}");
+    let _ = h.advisor.recommend(&at(t0 + 6.0)).await;
+    assert!(h.seen().attempts.is_empty(), "no call while waiting");
+    // A server comes up; "ask now" does not wait for the backoff.
+    let stub = Stub::start_at(&addr.to_string()).await;
+    stub.set_default(Reply::answer(5));
+    h.advisor.ask_now();
+    let up = h.advisor.recommend(&at(t0 + 6.5)).await;
+    assert_eq!(up.replicas, Some(5), "{up:?}");
+    assert_eq!(h.advisor.next_try_in(t0 + 6.5), None);
+}
+
 /// No model server at the URL: one event says so and what to do; when a server comes up there,
 /// another says it answers again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

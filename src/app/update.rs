@@ -452,6 +452,14 @@ fn on_engine(state: &mut AppState, e: EngineEvent) -> Vec<Command> {
             {
                 state.advisor.status = match status.strip_prefix("failed: ") {
                     Some(why) => AdvisorStatus::Failed(why.to_string()),
+                    // Waiting out a server that does not answer: say when the next try is.
+                    None if status == "unreachable" => AdvisorStatus::Failed(
+                        row.ai
+                            .error
+                            .clone()
+                            .filter(|e| e.starts_with("unreachable"))
+                            .unwrap_or_else(|| status.to_string()),
+                    ),
                     None => AdvisorStatus::Done(status.to_string()),
                 };
             }

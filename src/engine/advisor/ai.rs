@@ -432,6 +432,19 @@ impl Worker {
     }
 }
 
+/// Waiting out a model server that does not answer: the next try is `BACKOFF_FIRST_S` after
+/// the first failure to connect, doubling to at most `BACKOFF_MAX_S`, each delay drawn between
+/// half and all of that (jitter), all in the run's clock (virtual time in headless runs).
+const BACKOFF_FIRST_S: f64 = 5.0;
+const BACKOFF_MAX_S: f64 = 300.0;
+
+#[derive(Debug, Clone)]
+struct Backoff {
+    failures: u32,
+    next_try: f64,
+    error: String,
+}
+
 /// The `ai` recommender.
 pub struct AiAdvisor {
     caller: Arc<Caller>,
@@ -440,6 +453,8 @@ pub struct AiAdvisor {
     history_rows: usize,
     worker: Option<Worker>,
     last_job: Option<Job>,
+    backoff: Option<Backoff>,
+    jitter: crate::engine::rng::Rng,
 }
 
 impl AiAdvisor {
@@ -462,7 +477,34 @@ impl AiAdvisor {
             history_rows: s.history_rows,
             worker: None,
             last_job: None,
+            backoff: None,
+            jitter: crate::engine::rng::Rng::new(0xAD_71CE),
         })
+    }
+
+    /// Learn from a finished call at `now`: an unreachable server is tried again later.
+    fn after_call(&mut self, out: &CallOutcome, now: f64) {
+        if out.code != "unreachable" {
+            self.backoff = None;
+            return;
+        }
+        let failures = self.backoff.as_ref().map_or(0, |b| b.failures) + 1;
+        let full = (BACKOFF_FIRST_S * 2f64.powi(failures.min(30) as i32 - 1)).min(BACKOFF_MAX_S);
+        let delay = full * (0.5 + 0.5 * self.jitter.uniform());
+        let error = if out.reason.is_empty() { out.error.clone() } else { out.reason.clone() };
+        self.backoff = Some(Backoff { failures, next_try: now + delay, error });
+    }
+
+    /// While waiting out an unreachable server: the tick's answer without a call.
+    fn backing_off(&self, now: f64) -> Option<RecOutput> {
+        let b = self.backoff.as_ref().filter(|b| now < b.next_try)?;
+        let left = (b.next_try - now).ceil();
+        Some(error_output("unreachable", format!("unreachable — next try in {left:.0} s ({})", b.error)))
+    }
+
+    /// Seconds until the next try at the model server, while backing off.
+    pub fn next_try_in(&self, now: f64) -> Option<f64> {
+        self.backoff.as_ref().map(|b| b.next_try - now).filter(|s| *s > 0.0)
     }
 
     /// From the configuration, with the API key from the environment.
@@ -489,6 +531,11 @@ impl Recommender for AiAdvisor {
     }
 
     async fn recommend(&mut self, input: &RecommendInput<'_>) -> RecOutput {
+        if input.wait
+            && let Some(out) = self.backing_off(input.now)
+        {
+            return out;
+        }
         let job = match self.job(input) {
             Ok(j) => j,
             Err(e) => return error_output("template_error", format!("prompt template: {e}")),
@@ -497,16 +544,29 @@ impl Recommender for AiAdvisor {
         if input.wait {
             let out = self.caller.run(&job).await;
             self.caller.done(&out);
+            self.after_call(&out, input.now);
             return out.to_output();
         }
         let caller = self.caller.clone();
         let worker = self.worker.get_or_insert_with(|| Worker::spawn(caller));
         let finished = lock(&worker.slot).finished.take();
-        worker.jobs.send_replace(Some(job));
+        if let Some(o) = &finished {
+            self.after_call(o, input.now);
+        }
+        if let Some(out) = self.backing_off(input.now) {
+            return finished.filter(|o| o.code != "unreachable").map_or(out, |o| o.to_output());
+        }
+        if let Some(w) = &self.worker {
+            w.jobs.send_replace(Some(job));
+        }
         finished.map_or_else(pending_output, |o| o.to_output())
     }
 
     fn ask_now(&mut self) {
+        // The user asks: try the server now, whatever the backoff says.
+        if let Some(b) = self.backoff.as_mut() {
+            b.next_try = f64::NEG_INFINITY;
+        }
         if let (Some(w), Some(job)) = (&self.worker, &self.last_job) {
             w.jobs.send_replace(Some(job.clone()));
         }
