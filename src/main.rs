@@ -27,6 +27,14 @@ fn main() -> ExitCode {
 }
 
 fn real_main(cli: Cli) -> Result<ExitCode, String> {
+    // Only the dashboard draws; elsewhere a theme is checked (a typo is still an error) and has
+    // no effect, which is said once.
+    if let Some(t) = &cli.run.theme
+        && (cli.command.is_some() || cli.run.headless)
+    {
+        scaletui::app::theme::load(t, false).map_err(|e| format!("--theme: {e}"))?;
+        eprintln!("scaletui: --theme {t}: nothing is drawn here, so the theme has no effect");
+    }
     match cli.command {
         Some(Command::Hpa(HpaCommand::Explain { file })) => hpa_explain(&file),
         Some(Command::Hpa(HpaCommand::Conformance { file })) => hpa_conformance(file.as_deref()),

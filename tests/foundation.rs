@@ -193,6 +193,18 @@ fn malformed_config_is_a_one_line_error_naming_it() {
     // A bad flag names the flag.
     let out = bin().args(["--headless", "--interval", "-3"]).output().expect("runs");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--interval"), "{}", String::from_utf8_lossy(&out.stderr));
+    // An absurd duration is refused at once, not run until killed.
+    let out = bin().args(["--headless", "--speed", "max", "--duration", "1e20"]).output().expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--duration") && err.contains("525600"), "{err}");
+    // A theme where nothing is drawn: a typo is an error, a real theme a one-line warning.
+    let out = bin().args(["--theme", "no-such-theme", "hpa", "conformance"]).output().expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown theme \"no-such-theme\""));
+    let out = bin().args(["--theme", "light", "hpa", "conformance"]).output().expect("runs");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has no effect"));
 }
 
 #[test]

@@ -596,7 +596,6 @@ impl Experiment {
     }
 
     fn task_status(&self, e: &TaskEntry, now: f64) -> TaskStatus {
-        let (workers, mib) = e.task.load();
         TaskStatus {
             id: e.id,
             kind: format!("{} stress", e.task.params.kind().as_str()),
@@ -604,10 +603,7 @@ impl Experiment {
             state: e.task.state.label(),
             finished: e.task.state.finished(),
             progress: e.task.progress(now),
-            figures: match e.task.params.kind() {
-                StressKind::Cpu => format!("{workers} workers on {} pods", e.task.pods().len()),
-                StressKind::Memory => format!("{mib} MiB held on {} pods", e.task.pods().len()),
-            },
+            figures: e.task.figures(),
         }
     }
 

@@ -114,6 +114,8 @@ pub struct StressTask {
     pub deadline: Option<f64>,
     pub state: TaskState,
     handles: BTreeMap<String, StressHandle>,
+    /// Every pod the task stressed at some point (what a finished task ran on).
+    used: std::collections::BTreeSet<String>,
     next_refresh: Option<f64>,
 }
 
@@ -126,6 +128,7 @@ impl StressTask {
             started_at: now,
             state: TaskState::Starting,
             handles: BTreeMap::new(),
+            used: std::collections::BTreeSet::new(),
             next_refresh: None,
         }
     }
@@ -144,6 +147,27 @@ impl StressTask {
         match &self.params {
             StressParams::Cpu(p) => (p.workers * n as u32, 0),
             StressParams::Memory(p) => (0, p.mib * n as u64),
+        }
+    }
+
+    /// The task's figures for the tasks panel: what it holds now, or what it ran with once it
+    /// has finished.
+    pub fn figures(&self) -> String {
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        if self.state.finished() {
+            let n = self.used.len();
+            return match &self.params {
+                StressParams::Cpu(p) => {
+                    format!("ran {} worker{} per pod on {n} pod{}", p.workers, plural(p.workers as usize), plural(n))
+                }
+                StressParams::Memory(p) => format!("held {} MiB per pod on {n} pod{}", p.mib, plural(n)),
+            };
+        }
+        let (workers, mib) = self.load();
+        let n = self.handles.len();
+        match &self.params {
+            StressParams::Cpu(_) => format!("{workers} workers on {n} pod{}", plural(n)),
+            StressParams::Memory(_) => format!("{mib} MiB held on {n} pod{}", plural(n)),
         }
     }
 
@@ -241,6 +265,7 @@ impl StressTask {
             match result {
                 Ok(h) => {
                     log.push(format!("{} stress started on {pod}", self.params.kind().as_str()));
+                    self.used.insert(pod.clone());
                     self.handles.insert(pod, h);
                 }
                 Err(e) => {
@@ -334,10 +359,12 @@ mod tests {
         t.poll(c.as_ref(), 30.0).await;
         assert_eq!(t.state, TaskState::Running { pods: 4 }, "refresh picked up the new pod");
         assert_eq!(t.load(), (8, 0));
+        assert_eq!(t.figures(), "8 workers on 4 pods");
         c.clock().sleep_until(60.0).await;
         t.poll(c.as_ref(), 60.0).await;
         assert_eq!(t.state, TaskState::Done);
         assert_eq!(c.model().stress_totals().0, 0);
+        assert_eq!(t.figures(), "ran 2 workers per pod on 4 pods", "a finished task says what it ran");
     }
 
     #[tokio::test]
@@ -356,6 +383,7 @@ mod tests {
         t.stop(c.as_ref()).await;
         assert_eq!(t.state, TaskState::Done);
         assert_eq!(c.model().stress_totals().1, 0.0);
+        assert_eq!(t.figures(), "held 55 MiB per pod on 2 pods");
     }
 
     fn sim_with_hpa() -> std::sync::Arc<SimCluster> {

@@ -162,6 +162,40 @@ fn total(samples: &[Sample]) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum())
 }
 
+/// Names, at most a few of them.
+fn some_names<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let all: Vec<&String> = names.collect();
+    let mut out: Vec<String> = all.iter().take(5).map(|s| s.to_string()).collect();
+    if all.len() > 5 {
+        out.push(format!("… {} more", all.len() - 5));
+    }
+    out.join(", ")
+}
+
+/// Why a query gave no value: no series at all, or series for pods other than those expected
+/// (a label mismatch), so the fix is found at once.
+fn no_data_detail(key: &str, samples: &[Sample], pods: Option<&BTreeSet<String>>) -> String {
+    let finite: Vec<&Sample> = samples.iter().filter(|s| s.value.is_finite()).collect();
+    if samples.is_empty() {
+        return format!("{key} (the query returned no series)");
+    }
+    if finite.is_empty() {
+        return format!("{key} ({} series, none with a number)", samples.len());
+    }
+    let with_pod: BTreeSet<&String> = finite.iter().filter_map(|s| s.labels.get("pod")).collect();
+    let expected =
+        pods.map_or_else(|| "any".to_string(), |p| if p.is_empty() { "none".into() } else { some_names(p.iter()) });
+    if with_pod.is_empty() {
+        let labels: BTreeSet<&String> = finite.iter().flat_map(|s| s.labels.keys()).collect();
+        return format!(
+            "{key} ({} series without a pod label (labels: {}); expected pods {expected})",
+            finite.len(),
+            if labels.is_empty() { "none".into() } else { some_names(labels.into_iter()) }
+        );
+    }
+    format!("{key} (series for pods {}; expected pods {expected})", some_names(with_pod.into_iter()))
+}
+
 /// Build a sample from the outcome of each template at `at`. Returns the sample (status `Ok`)
 /// and the problems found: failed templates, core values without data, stale data.
 fn assemble(
@@ -244,7 +278,9 @@ fn assemble(
         })
         .collect();
     if !missing.is_empty() {
-        problems.push(format!("no data: {}", missing.join(", ")));
+        let detail: Vec<String> =
+            missing.iter().map(|k| no_data_detail(k, get(k).map_or(&[][..], |v| v), pods)).collect();
+        problems.push(format!("no data: {}", detail.join("; ")));
     }
     (sample, problems)
 }
@@ -385,8 +421,17 @@ mod tests {
         assert_eq!(sample.traffic, None, "no traffic is not a problem");
         assert_eq!(
             problems,
-            vec!["template cpu: HTTP 400 bad_data: 1:19: parse error: unclosed left parenthesis", "no data: memory"]
+            vec![
+                "template cpu: HTTP 400 bad_data: 1:19: parse error: unclosed left parenthesis",
+                "no data: memory (the query returned no series)"
+            ]
         );
+        // Series for other pods than the backend expects: both lists, so a label mismatch shows.
+        let expected: BTreeSet<String> = ["webapp-1".to_string(), "webapp-2".to_string()].into();
+        let outcomes =
+            vec![("cpu", Ok(vec![s(Some("web-a"), 10.0), s(Some("web-b"), 12.0)])), ("memory", Ok(vec![s(None, 5.0)]))];
+        let (_, problems) = assemble(10.0, &outcomes, Some(&expected), 60.0, 120.0);
+        assert_eq!(problems, vec!["no data: cpu (series for pods web-a, web-b; expected pods webapp-1, webapp-2)"]);
         let outcomes = vec![("memory", Ok(vec![s(Some("a"), 10.0)])), ("sample_age", Ok(vec![s(None, 300.0)]))];
         let (sample, problems) = assemble(10.0, &outcomes, None, 60.0, 120.0);
         assert_eq!(sample.memory_mebibytes, None);
