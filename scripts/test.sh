@@ -8,6 +8,8 @@ export DEBIAN_FRONTEND=noninteractive
 # Packages the tests drive for real.
 need=()
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
+# The import-circle check of the module structure.
+command -v python3 >/dev/null 2>&1 || need+=(python3)
 # Prometheus 2.42 + promtool (tests/prometheus.rs starts its own instances on free loopback ports).
 { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
@@ -31,6 +33,9 @@ for banned in openssl-sys aws-lc-sys native-tls; do
     exit 1
   fi
 done
+
+# The modules of src/ import each other in one direction only.
+python3 scripts/check-imports.py
 
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings

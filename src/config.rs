@@ -8,6 +8,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+mod sections;
+pub use sections::{
+    ForecastConfig, LearnedConfig, QueueConfig, QueueSignal, RecommendersConfig, ReportConfig, VpaConfig,
+};
+
 use crate::engine::advisor::ResponseFormatKind;
 use crate::engine::advisor::prompt::PromptTemplate;
 use crate::engine::hpa::{BehaviorWritten, PolicyType, ScalingPolicy, ScalingRulesWritten, SelectPolicy};
@@ -28,8 +33,8 @@ pub struct Config {
     pub load: LoadConfig,
     pub stress: StressConfig,
     pub ui: UiConfig,
-    pub recommenders: crate::engine::advisor::builtin::RecommendersConfig,
-    pub report: crate::report::ReportConfig,
+    pub recommenders: RecommendersConfig,
+    pub report: ReportConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -887,6 +892,17 @@ pub fn locate(explicit: Option<&Path>) -> Result<Option<PathBuf>, ConfigError> {
 
 /// Load the configuration from the located file (or the embedded defaults) and validate it.
 pub fn load(explicit: Option<&Path>) -> Result<(Config, ConfigOrigin), ConfigError> {
+    load_checked(explicit, |_| Ok(()))
+}
+
+/// Checks a caller adds to [`parse`] that need knowledge the configuration does not have (the
+/// engine's PromQL templates: `crate::engine::check_config`); a failure's key is located in the
+/// text like any other.
+pub type ExtraCheck = fn(&Config) -> Result<(), (String, String)>;
+
+/// [`load`] with `check` as well.
+pub fn load_checked(explicit: Option<&Path>, check: ExtraCheck) -> Result<(Config, ConfigOrigin), ConfigError> {
+    let parse = |text: &str, file: &str| parse_checked(text, file, check);
     match locate(explicit)? {
         None => Ok((parse(DEFAULT_CONFIG_TOML, "<built-in config.toml>")?, ConfigOrigin::Embedded)),
         Some(path) => {
@@ -934,6 +950,18 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
 
 /// The longest run: a year, in minutes.
 pub const MAX_DURATION_MIN: f64 = 525_600.0;
+
+/// [`parse`] with `check` as well.
+pub fn parse_checked(text: &str, file: &str, check: ExtraCheck) -> Result<Config, ConfigError> {
+    let cfg = parse(text, file)?;
+    check(&cfg).map_err(|(key, message)| ConfigError {
+        file: file.to_string(),
+        line: find_key_line(text, &key),
+        key: Some(key),
+        message,
+    })?;
+    Ok(cfg)
+}
 
 /// Check values that TOML types alone cannot: returns (dotted key, message).
 pub fn validate(c: &Config) -> Result<(), (String, String)> {
@@ -1003,7 +1031,6 @@ pub fn validate(c: &Config) -> Result<(), (String, String)> {
     if !(c.metrics.prometheus_timeout_s > 0.0) {
         return err("metrics.prometheus_timeout_s", "must be positive");
     }
-    crate::engine::metrics::prometheus::validate_config(&c.metrics).map_err(|(k, m)| (k.to_string(), m))?;
     if c.sim.exporter_listen.parse::<std::net::SocketAddr>().is_err() {
         return err(
             "sim.exporter_listen",

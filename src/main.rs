@@ -44,7 +44,8 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
         }
         Some(Command::Compare(a)) => {
             // The compared scenario's settings go between the file and the flags.
-            let (file, _) = config::load(cli.run.config.as_deref()).map_err(|e| e.to_string())?;
+            let (file, _) = config::load_checked(cli.run.config.as_deref(), scaletui::engine::check_config)
+                .map_err(|e| e.to_string())?;
             Ok(ExitCode::from(scaletui::report::commands::run_compare(&file, &cli.run, &a)?))
         }
         Some(Command::Report(a)) => {
@@ -101,7 +102,8 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 
 /// Defaults < config file < scenario settings < command-line flags.
 fn load_config(args: &scaletui::cli::RunArgs) -> Result<(config::Config, config::ConfigOrigin), String> {
-    let (file, origin) = config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+    let (file, origin) =
+        config::load_checked(args.config.as_deref(), scaletui::engine::check_config).map_err(|e| e.to_string())?;
     let cfg = scaletui::run::layered_config(&file, args, None)?;
     Ok((cfg, origin))
 }

@@ -64,6 +64,7 @@ pub fn layered_config(file: &Config, flags: &crate::cli::RunArgs, scenario: Opti
         n => find_scenario(n).map_err(|e| e.to_string())?.apply_settings(file)?,
     };
     flags.apply(&mut cfg).map_err(|e| e.to_string())?;
+    crate::engine::check_config(&cfg).map_err(|(k, m)| format!("configuration: key `{k}`: {m}"))?;
     Ok(cfg)
 }
 

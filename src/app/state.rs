@@ -17,6 +17,9 @@ use crate::engine::record::Row;
 use crate::engine::types::Mode;
 
 /// Fixed chart series (indexes into the [`SeriesStore`]); extra recommenders follow.
+/// Seconds after a quit request before a second `q`/Ctrl-c is offered to force the exit.
+pub const SLOW_STOP_S: f64 = 15.0;
+
 pub mod sid {
     pub const SPEC: usize = 0;
     pub const READY: usize = 1;

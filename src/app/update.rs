@@ -45,8 +45,7 @@ pub enum Command {
     Exit,
 }
 
-/// Seconds after a quit request before a second `q`/Ctrl-c is offered to force the exit.
-pub const SLOW_STOP_S: f64 = 15.0;
+pub use super::state::SLOW_STOP_S;
 
 pub fn update(state: &mut AppState, msg: Msg) -> Vec<Command> {
     match msg {

@@ -13,3 +13,10 @@ pub mod rng;
 pub mod scenario;
 pub mod stress;
 pub mod types;
+
+/// The checks of a configuration that need the engine's knowledge (the PromQL templates and the
+/// queue's query); [`crate::config::validate`] does the rest, on plain values.
+pub fn check_config(c: &crate::config::Config) -> Result<(), (String, String)> {
+    metrics::prometheus::validate_config(&c.metrics).map_err(|(k, m)| (k.to_string(), m))?;
+    advisor::queue::check_query(&c.recommenders.queue)
+}

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::sweep::{Analysis, tables};
+use super::analysis::{Analysis, tables};
 use super::sweep_plot::SvgPlot;
 
 /// Text for HTML: `&`, `<`, `>` and quotes escaped.

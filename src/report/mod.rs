@@ -4,6 +4,7 @@
 //! compare` runs one scenario per policy and reports the CSVs it recorded through the same
 //! code, so `scaletui report` on those CSVs gives the same figures.
 
+pub mod analysis;
 pub mod commands;
 pub mod compare;
 pub mod html;
@@ -15,44 +16,8 @@ pub mod sweep_plot;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
+pub use crate::config::ReportConfig;
 use crate::engine::advisor::learned::Obs;
-
-/// `[report]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ReportConfig {
-    pub slo_ms: f64,
-    /// 50, 95 or 99.
-    pub slo_percentile: u32,
-    pub step_fraction: f64,
-    pub step_min_rps: f64,
-}
-
-impl Default for ReportConfig {
-    fn default() -> Self {
-        Self { slo_ms: 100.0, slo_percentile: 95, step_fraction: 0.25, step_min_rps: 10.0 }
-    }
-}
-
-impl ReportConfig {
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        if !(self.slo_ms.is_finite() && self.slo_ms > 0.0) {
-            return Err(("report.slo_ms".into(), format!("must be positive milliseconds, not {}", self.slo_ms)));
-        }
-        if ![50, 95, 99].contains(&self.slo_percentile) {
-            return Err(("report.slo_percentile".into(), format!("must be 50, 95 or 99, not {}", self.slo_percentile)));
-        }
-        if !(self.step_fraction.is_finite() && self.step_fraction >= 0.0) {
-            return Err(("report.step_fraction".into(), "must be a fraction >= 0".into()));
-        }
-        if !(self.step_min_rps.is_finite() && self.step_min_rps >= 0.0) {
-            return Err(("report.step_min_rps".into(), "must be requests/s >= 0".into()));
-        }
-        Ok(())
-    }
-}
 
 /// One recorded tick, as far as reports and training need it.
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use super::analysis::{Analysis, Cell, FIGURES, figure};
 use super::plot::{COLOURS, register_font, tidy};
 use super::stats::quantile;
-use super::sweep::{Analysis, Cell, FIGURES};
 use super::{ReportConfig, RunRow};
 
 const SIZE: (u32, u32) = (1000, 480);
@@ -354,7 +354,7 @@ pub fn plot_sweep(dir: &Path, cells: &[Cell], a: &Analysis, rcfg: &ReportConfig)
                 Target::Svg(r) => draw_bands(r, &title, y_label, &bands, guide.clone()),
             })?;
         }
-        let (Some(xf), Some(yf)) = (super::sweep::figure("core_hours"), super::sweep::figure("p99_ms")) else {
+        let (Some(xf), Some(yf)) = (figure("core_hours"), figure("p99_ms")) else {
             continue;
         };
         let arms: Vec<CostLatency> = per_arm

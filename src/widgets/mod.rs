@@ -11,6 +11,7 @@ pub mod header;
 pub mod palette;
 pub mod panels;
 pub mod popups;
+pub mod text;
 
 use ratatui::Frame;
 use ratatui::buffer::Buffer;

@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Widget};
 
 use super::palette::Palette;
-use super::panels::wrap;
+use super::text::wrap;
 use crate::app::forms::{ExportForm, Form};
 use crate::app::prompt_editor::PromptEditor;
 use crate::app::state::{AppState, Popup};
@@ -72,7 +72,7 @@ pub fn render(area: Rect, buf: &mut Buffer, state: &AppState) {
         let mut y = inner.y;
         say(buf, inner, &mut y, "Stopping tasks, restoring the cluster, flushing the CSV…", p.text());
         let elapsed = state.wall_now - state.quitting.unwrap_or(state.wall_now);
-        if elapsed >= crate::app::update::SLOW_STOP_S {
+        if elapsed >= crate::app::state::SLOW_STOP_S {
             let key = state.keymap.first_key(crate::app::keymap::Action::Quit);
             say(buf, inner, &mut y, format!("This is slow: {key} again leaves now."), p.warning());
         }

@@ -3,41 +3,14 @@
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-
 use super::Recommender;
-use super::forecast::{ForecastConfig, ForecastRecommender};
+use super::forecast::ForecastRecommender;
 use super::learned::{LearnedModel, LearnedRecommender};
-use super::queue::{QueueConfig, QueueRecommender};
-use super::vpa::{VpaConfig, VpaRecommender};
+use super::queue::QueueRecommender;
+use super::vpa::VpaRecommender;
 use crate::config::Config;
+pub use crate::config::{LearnedConfig, RecommendersConfig};
 use crate::engine::metrics::prometheus::{PromClient, Vars};
-
-/// `[recommenders.learned]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
-pub struct LearnedConfig {
-    /// A model written by `scaletui train`; empty: the learned recommender is off.
-    pub model: String,
-}
-
-/// `[recommenders]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
-pub struct RecommendersConfig {
-    pub queue: QueueConfig,
-    pub forecast: ForecastConfig,
-    pub vpa: VpaConfig,
-    pub learned: LearnedConfig,
-}
-
-impl RecommendersConfig {
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        self.queue.validate()?;
-        self.forecast.validate()?;
-        self.vpa.validate()
-    }
-}
 
 /// Names that can drive in `ai_scaler`.
 pub const DRIVERS: [&str; 4] = ["ai", "queue", "forecast", "learned"];

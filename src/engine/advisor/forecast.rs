@@ -12,89 +12,9 @@
 use std::collections::VecDeque;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
 use super::{RecOutput, RecommendInput, Recommender};
-
-/// `[recommenders.forecast]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ForecastConfig {
-    pub enabled: bool,
-    /// `replicas` (the HPA's proposal) or `load` (requests/s, turned into replicas through the
-    /// HPA's proposal at the current rate).
-    pub signal: String,
-    /// Any of `linear`, `holt_winters`.
-    pub models: Vec<String>,
-    /// `max`, `min`, `mean` or `median` over the HPA's value and the models' predictions.
-    pub combine: String,
-    pub look_ahead_s: f64,
-    /// Linear regression: observations used.
-    pub history_size: usize,
-    /// Holt-Winters: season length in ticks, seasons kept, smoothing factors.
-    pub season_length: usize,
-    pub stored_seasons: usize,
-    pub alpha: f64,
-    pub beta: f64,
-    pub gamma: f64,
-    /// Scale-down stabilization: the largest combined value of this many seconds is used.
-    pub stabilization_window_s: f64,
-}
-
-impl Default for ForecastConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            signal: "replicas".into(),
-            models: vec!["linear".into(), "holt_winters".into()],
-            combine: "max".into(),
-            look_ahead_s: 60.0,
-            history_size: 6,
-            season_length: 20,
-            stored_seasons: 4,
-            alpha: 0.5,
-            beta: 0.1,
-            gamma: 0.3,
-            stabilization_window_s: 60.0,
-        }
-    }
-}
-
-impl ForecastConfig {
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        let k = |s: &str| format!("recommenders.forecast.{s}");
-        if !["replicas", "load"].contains(&self.signal.as_str()) {
-            return Err((k("signal"), format!("must be \"replicas\" or \"load\", not {:?}", self.signal)));
-        }
-        if let Some(m) = self.models.iter().find(|m| !["linear", "holt_winters"].contains(&m.as_str())) {
-            return Err((k("models"), format!("unknown model {m:?} (linear, holt_winters)")));
-        }
-        if !["max", "min", "mean", "median"].contains(&self.combine.as_str()) {
-            return Err((k("combine"), format!("must be max, min, mean or median, not {:?}", self.combine)));
-        }
-        if !(self.look_ahead_s.is_finite() && self.look_ahead_s >= 0.0) {
-            return Err((k("look_ahead_s"), "must be seconds >= 0".into()));
-        }
-        if self.history_size < 2 {
-            return Err((k("history_size"), "must be at least 2".into()));
-        }
-        if self.season_length < 2 {
-            return Err((k("season_length"), "must be at least 2 ticks".into()));
-        }
-        if self.stored_seasons < 2 {
-            return Err((k("stored_seasons"), "must be at least 2 (Holt-Winters needs two seasons)".into()));
-        }
-        for (n, v) in [("alpha", self.alpha), ("beta", self.beta), ("gamma", self.gamma)] {
-            if !(0.0..=1.0).contains(&v) {
-                return Err((k(n), format!("must be in 0..=1, not {v}")));
-            }
-        }
-        if !(self.stabilization_window_s.is_finite() && self.stabilization_window_s >= 0.0) {
-            return Err((k("stabilization_window_s"), "must be seconds >= 0".into()));
-        }
-        Ok(())
-    }
-}
+pub use crate::config::ForecastConfig;
 
 /// Least squares of `values` over `times`, evaluated at `at`; `None` with fewer than two
 /// distinct times.

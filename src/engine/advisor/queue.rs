@@ -8,71 +8,15 @@
 //! `metrics.prometheus_url`.
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
 use super::{RecOutput, RecommendInput, Recommender};
+pub use crate::config::{QueueConfig, QueueSignal};
 use crate::engine::metrics::prometheus::{PLACEHOLDERS, PromClient, templates};
 use crate::engine::record::Row;
 
-/// `[recommenders.queue]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct QueueConfig {
-    pub enabled: bool,
-    pub target: f64,
-    pub cooldown_s: f64,
-    pub min_replicas: i32,
-    /// 0 = `scaling.max_replicas`.
-    pub max_replicas: i32,
-    /// Which traffic figure is q (without a query).
-    pub signal: QueueSignal,
-    /// A PromQL query for q on a real cluster; empty = the traffic's figure named by `signal`.
-    pub query: String,
-}
-
-/// The traffic figure the queue rule reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum QueueSignal {
-    /// Requests queued, not in service.
-    #[default]
-    Waiting,
-    /// Requests queued or in service.
-    InFlight,
-}
-
-impl Default for QueueConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            target: 10.0,
-            cooldown_s: 150.0,
-            min_replicas: 1,
-            max_replicas: 0,
-            signal: QueueSignal::Waiting,
-            query: String::new(),
-        }
-    }
-}
-
-impl QueueConfig {
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        let k = |s: &str| format!("recommenders.queue.{s}");
-        if !(self.target.is_finite() && self.target > 0.0) {
-            return Err((k("target"), format!("must be a positive queue length, not {}", self.target)));
-        }
-        if !(self.cooldown_s.is_finite() && self.cooldown_s >= 0.0) {
-            return Err((k("cooldown_s"), format!("must be seconds >= 0, not {}", self.cooldown_s)));
-        }
-        if self.min_replicas < 1 {
-            return Err((k("min_replicas"), "must be at least 1".into()));
-        }
-        if self.max_replicas != 0 && self.max_replicas < self.min_replicas {
-            return Err((k("max_replicas"), "must be 0 (= scaling.max_replicas) or >= min_replicas".into()));
-        }
-        templates::check(&self.query, &PLACEHOLDERS).map_err(|e| (k("query"), e))?;
-        Ok(())
-    }
+/// The queue's PromQL query, checked against the template placeholders.
+pub fn check_query(q: &QueueConfig) -> Result<(), (String, String)> {
+    templates::check(&q.query, &PLACEHOLDERS).map_err(|e| ("recommenders.queue.query".to_string(), e))
 }
 
 /// The rule itself.

@@ -14,10 +14,10 @@ pub mod histogram;
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
 use self::histogram::{DecayingHistogram, HistogramOptions};
 use super::{RecOutput, RecommendInput, Recommender};
+pub use crate::config::VpaConfig;
 
 const MIB: f64 = 1024.0 * 1024.0;
 /// Upstream's `MaxResourceAmount` (millicores or bytes).
@@ -27,81 +27,6 @@ const MIN_SAMPLE_WEIGHT: f64 = 0.1;
 const EPSILON: f64 = 0.001 * MIN_SAMPLE_WEIGHT;
 
 /// `[recommenders.vpa]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct VpaConfig {
-    pub enabled: bool,
-    pub target_percentile: f64,
-    pub lower_bound_percentile: f64,
-    pub upper_bound_percentile: f64,
-    pub safety_margin: f64,
-    pub half_life_h: f64,
-    pub confidence_interval_h: f64,
-    pub memory_aggregation_interval_h: f64,
-    pub pod_min_cpu_millicores: f64,
-    pub pod_min_memory_mib: f64,
-    pub cpu_first_bucket_cores: f64,
-    pub memory_first_bucket_bytes: f64,
-    pub bucket_growth: f64,
-}
-
-impl Default for VpaConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            target_percentile: 0.9,
-            lower_bound_percentile: 0.5,
-            upper_bound_percentile: 0.95,
-            safety_margin: 0.15,
-            half_life_h: 24.0,
-            confidence_interval_h: 24.0,
-            memory_aggregation_interval_h: 24.0,
-            pod_min_cpu_millicores: 25.0,
-            pod_min_memory_mib: 250.0,
-            cpu_first_bucket_cores: 0.01,
-            memory_first_bucket_bytes: 1e7,
-            bucket_growth: 0.05,
-        }
-    }
-}
-
-impl VpaConfig {
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        let k = |s: &str| format!("recommenders.vpa.{s}");
-        for (name, p) in [
-            ("target_percentile", self.target_percentile),
-            ("lower_bound_percentile", self.lower_bound_percentile),
-            ("upper_bound_percentile", self.upper_bound_percentile),
-        ] {
-            if !(0.0..=1.0).contains(&p) {
-                return Err((k(name), format!("must be a fraction in 0..=1, not {p}")));
-            }
-        }
-        for (name, v) in [
-            ("half_life_h", self.half_life_h),
-            ("confidence_interval_h", self.confidence_interval_h),
-            ("memory_aggregation_interval_h", self.memory_aggregation_interval_h),
-            ("cpu_first_bucket_cores", self.cpu_first_bucket_cores),
-            ("memory_first_bucket_bytes", self.memory_first_bucket_bytes),
-            ("bucket_growth", self.bucket_growth),
-        ] {
-            if !(v.is_finite() && v > 0.0) {
-                return Err((k(name), format!("must be a positive number, not {v}")));
-            }
-        }
-        for (name, v) in [
-            ("safety_margin", self.safety_margin),
-            ("pod_min_cpu_millicores", self.pod_min_cpu_millicores),
-            ("pod_min_memory_mib", self.pod_min_memory_mib),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err((k(name), format!("must be a number >= 0, not {v}")));
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Upstream's `OOMBumpUpRatio` and `OOMMinBumpUp`.
 const OOM_BUMP_UP_RATIO: f64 = 1.2;
 const OOM_MIN_BUMP_UP_BYTES: f64 = 100.0 * 1024.0 * 1024.0;

@@ -451,13 +451,20 @@ mod tests {
     #[test]
     fn config_errors_name_the_line_and_key() {
         let text = "[metrics]\nrate_window = \"1m\"\n\n[metrics.queries]\ncpu = 'sum(x{namespace=\"{namespce}\"})'\n";
-        let e = crate::config::parse(text, "m.toml").expect_err("typo in a placeholder");
+        let e = crate::config::parse_checked(text, "m.toml", crate::engine::check_config)
+            .expect_err("typo in a placeholder");
         assert_eq!((e.line, e.key.as_deref()), (Some(5), Some("metrics.queries.cpu")), "{e}");
         assert!(e.message.contains("unknown placeholder {namespce}"), "{e}");
-        let e = crate::config::parse("[metrics]\nrate_window = \"soon\"\n", "m.toml").expect_err("bad window");
-        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("metrics.rate_window")), "{e}");
         let e =
-            crate::config::parse("[metrics]\nprometheus_url = \"localhost:9090\"\n", "m.toml").expect_err("no scheme");
+            crate::config::parse_checked("[metrics]\nrate_window = \"soon\"\n", "m.toml", crate::engine::check_config)
+                .expect_err("bad window");
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("metrics.rate_window")), "{e}");
+        let e = crate::config::parse_checked(
+            "[metrics]\nprometheus_url = \"localhost:9090\"\n",
+            "m.toml",
+            crate::engine::check_config,
+        )
+        .expect_err("no scheme");
         assert_eq!(e.key.as_deref(), Some("metrics.prometheus_url"), "{e}");
         let e = crate::config::parse("[sim]\nexporter_listen = \"9464\"\n", "m.toml").expect_err("no host");
         assert_eq!(e.key.as_deref(), Some("sim.exporter_listen"), "{e}");
