@@ -131,12 +131,22 @@ fn hpa_explain(file: &str) -> Result<ExitCode, String> {
 }
 
 fn hpa_conformance(file: Option<&std::path::Path>) -> Result<ExitCode, String> {
-    let text = match file {
-        Some(p) => std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?,
-        None => include_str!("../tests/data/hpa_cases.json").to_string(),
+    // Without a file: the 140 cases of the specification and the ones ported from Kubernetes'
+    // own tests beside them.
+    let texts: Vec<(String, String)> = match file {
+        Some(p) => {
+            vec![(p.display().to_string(), std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?)]
+        }
+        None => vec![
+            ("hpa_cases.json".into(), include_str!("../tests/data/hpa_cases.json").to_string()),
+            ("hpa_upstream_cases.json".into(), include_str!("../tests/data/hpa_upstream_cases.json").to_string()),
+        ],
     };
-    let cases: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))?;
-    let results = hpa::conformance::run_all(&cases)?;
+    let mut results = Vec::new();
+    for (name, text) in &texts {
+        let cases: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("{name}: not JSON: {e}"))?;
+        results.extend(hpa::conformance::run_all(&cases).map_err(|e| format!("{name}: {e}"))?);
+    }
     let failed: Vec<_> = results.iter().filter(|r| !r.passed).collect();
     let mut text = String::new();
     for f in &failed {

@@ -371,7 +371,9 @@ pub fn plain_metric_replicas(
         return Ok(done(ceil_i32(usage_ratio * groups.ready_pod_count as f64), trace));
     }
     trace.path = "conservative";
-    if !groups.missing_pods.is_empty() {
+    // Missing pods: the target on a scale-down, 0 on a scale-up, nothing when the ratio is
+    // exactly 1 (the count then stays, as Kubernetes leaves it).
+    if !groups.missing_pods.is_empty() && usage_ratio != 1.0 {
         let fill = if usage_ratio < 1.0 { target_usage } else { 0 };
         for p in &groups.missing_pods {
             metrics.insert(p.clone(), PodMetric { value: fill, timestamp_age_s: 0.0, window_s: 0.0 });
