@@ -939,13 +939,13 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         }
         ConfigError { file: file.to_string(), line, key, message }
     })?;
-    validate(&cfg).map_err(|(key, message)| ConfigError {
-        file: file.to_string(),
-        line: find_key_line(text, &key),
-        key: Some(key),
-        message,
-    })?;
+    validate(&cfg).map_err(|e| located(text, file, e))?;
     Ok(cfg)
+}
+
+/// A failed check of `key`, with the line of `text` that sets it.
+fn located(text: &str, file: &str, (key, message): (String, String)) -> ConfigError {
+    ConfigError { file: file.to_string(), line: find_key_line(text, &key), key: Some(key), message }
 }
 
 /// The longest run: a year, in minutes.
@@ -954,12 +954,7 @@ pub const MAX_DURATION_MIN: f64 = 525_600.0;
 /// [`parse`] with `check` as well.
 pub fn parse_checked(text: &str, file: &str, check: ExtraCheck) -> Result<Config, ConfigError> {
     let cfg = parse(text, file)?;
-    check(&cfg).map_err(|(key, message)| ConfigError {
-        file: file.to_string(),
-        line: find_key_line(text, &key),
-        key: Some(key),
-        message,
-    })?;
+    check(&cfg).map_err(|e| located(text, file, e))?;
     Ok(cfg)
 }
 
