@@ -6,7 +6,8 @@
 #   scripts/bench-load.sh throughput   # default
 #       ROUNDS (3) rounds of SECS (10) seconds each, alternating, at 64 connections:
 #         wrk -t<cores> -c64                                  (Debian's wrk, closed loop)
-#         scaletui load --max-rate --concurrency 64           (closed loop, hyper client)
+#         scaletui load --max-rate --concurrency 64           (closed loop, raw client: the default)
+#         scaletui load --max-rate --concurrency 64 --client hyper
 #         scaletui load --max-rate --concurrency 64 --client reqwest
 #       medians and the ratio to wrk; then the open loop at 0.8 x wrk's median rate with 64
 #       connections: target, achieved, late and dropped requests.
@@ -64,18 +65,20 @@ scaletui_rate() { # args...; prints answers per second
 }
 
 if [ "$mode" = "throughput" ]; then
-  : > "$dir/wrk" ; : > "$dir/hyper" ; : > "$dir/reqwest" ; : > "$dir/ratio"
+  : > "$dir/wrk" ; : > "$dir/raw" ; : > "$dir/hyper" ; : > "$dir/reqwest" ; : > "$dir/ratio"
   for r in $(seq "$ROUNDS"); do
     w=$(wrk -t"$cores" -c$CONNS -d"${SECS}s" "$url" | awk '/Requests\/sec/ {print $2}')
     h=$(scaletui_rate --max-rate --concurrency $CONNS --duration "$SECS")
+    y=$(scaletui_rate --max-rate --concurrency $CONNS --duration "$SECS" --client hyper)
     q=$(scaletui_rate --max-rate --concurrency $CONNS --duration "$SECS" --client reqwest)
     ratio=$(awk "BEGIN {printf \"%.2f\", $h/$w}")
-    echo "round $r: wrk $w req/s   scaletui (hyper) $h req/s (${ratio} x wrk)   scaletui (reqwest) $q req/s"
-    echo "$w" >> "$dir/wrk"; echo "$h" >> "$dir/hyper"; echo "$q" >> "$dir/reqwest"; echo "$ratio" >> "$dir/ratio"
+    echo "round $r: wrk $w req/s   scaletui (raw) $h req/s (${ratio} x wrk)   (hyper) $y req/s   (reqwest) $q req/s"
+    echo "$w" >> "$dir/wrk"; echo "$h" >> "$dir/raw"; echo "$y" >> "$dir/hyper"; echo "$q" >> "$dir/reqwest"; echo "$ratio" >> "$dir/ratio"
   done
-  w=$(median < "$dir/wrk"); h=$(median < "$dir/hyper"); q=$(median < "$dir/reqwest")
-  echo "median at $CONNS connections: wrk $w req/s; scaletui load (hyper) $h req/s = $(awk "BEGIN {printf \"%.2f\", $h/$w}") x wrk; (reqwest) $q req/s = $(awk "BEGIN {printf \"%.2f\", $q/$w}") x wrk"
-  echo "median of the rounds' ratios (each pair run back to back): scaletui (hyper) $(median < "$dir/ratio") x wrk"
+  w=$(median < "$dir/wrk"); h=$(median < "$dir/raw"); y=$(median < "$dir/hyper"); q=$(median < "$dir/reqwest")
+  x() { awk "BEGIN {printf \"%.2f\", $1/$w}"; }
+  echo "median at $CONNS connections: wrk $w req/s; scaletui load (raw) $h req/s = $(x "$h") x wrk; (hyper) $y req/s = $(x "$y") x wrk; (reqwest) $q req/s = $(x "$q") x wrk"
+  echo "median of the rounds' ratios (each pair run back to back): scaletui (raw) $(median < "$dir/ratio") x wrk"
   target=$(awk "BEGIN {printf \"%d\", 0.8*$w}")
   "$BIN" load --url "$url" --json --rps "$target" --concurrency $CONNS --duration "$SECS" 2>/dev/null | python3 -c '
 import json, sys

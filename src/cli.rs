@@ -234,7 +234,8 @@ pub struct LoadArgs {
     /// previous answer arrives, for --duration + --hold (the most the target serves)
     #[arg(long)]
     pub max_rate: bool,
-    /// HTTP client: hyper (default) or reqwest (always used for https://)
+    /// HTTP client: raw (default: scaletui's own, one write and one read per request), hyper, or
+    /// reqwest (always used for https://)
     #[arg(long, value_parser = parse_client)]
     pub client: Option<crate::engine::load::client::ClientKind>,
     /// Print the final summary (and every second) as JSON on stdout; live lines go to stderr

@@ -596,9 +596,16 @@ fn the_queue_recommender_reads_q_from_a_promql_query() {
     // An unknown placeholder is a configuration error naming the key.
     let mut cfg = Config::default();
     cfg.recommenders.queue.query = "sum(queue{job={job}})".into();
-    let (key, msg) = cfg.recommenders.validate().expect_err("unknown placeholder");
+    let (key, msg) = scaletui::engine::check_config(&cfg).expect_err("unknown placeholder");
     assert_eq!(key, "recommenders.queue.query");
     assert!(msg.contains("unknown placeholder {job}"), "{msg}");
+    // The same through the loader, as a user meets it: the file, the key and its line.
+    let text = "[recommenders.queue]\nquery = \"sum(queue{job={job}})\"\n";
+    let err = scaletui::config::parse_checked(text, "my.toml", scaletui::engine::check_config)
+        .expect_err("unknown placeholder in a file");
+    let shown = err.to_string();
+    assert!(shown.contains("my.toml") && shown.contains("recommenders.queue.query"), "{shown}");
+    assert!(shown.contains("unknown placeholder {job}"), "{shown}");
 }
 
 /// `experiment.history_minutes` of Prometheus history before the start: range queries at the

@@ -97,7 +97,7 @@ pub fn generator_config(args: &LoadArgs, cfg: &Config, url: String) -> Result<Ge
     if args.max_rate {
         g.limit_s = total;
     }
-    g.client = args.client.unwrap_or(ClientKind::Hyper);
+    g.client = args.client.unwrap_or(ClientKind::Raw);
     Ok(g)
 }
 
@@ -150,8 +150,10 @@ pub async fn run(args: LoadArgs, mut cfg: Config, speed_flag: bool) -> Result<u8
         "scaletui load: {describe} -> {} ({} client, up to {} connections, timeout {}s)",
         gen_cfg.url,
         match gen_cfg.client {
-            ClientKind::Hyper if !gen_cfg.url.starts_with("https://") => "hyper",
-            _ => "reqwest",
+            _ if gen_cfg.url.starts_with("https://") => "reqwest",
+            ClientKind::Raw => "raw",
+            ClientKind::Hyper => "hyper",
+            ClientKind::Reqwest => "reqwest",
         },
         gen_cfg.concurrency,
         gen_cfg.timeout.as_secs_f64()

@@ -8,6 +8,7 @@
 
 pub mod calc;
 pub mod conformance;
+pub mod limit;
 pub mod normalize;
 pub mod reconcile;
 pub mod types;

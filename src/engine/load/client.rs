@@ -1,9 +1,11 @@
 //! The load generator's HTTP/1.1 clients. Each connection slot of the generator owns one
 //! keep-alive connection ([`Conn`]), so the concurrency cap is also the most connections opened.
 //!
-//! - [`ClientKind::Hyper`] (default for `http://`): hyper's HTTP/1.1 client connection over a
-//!   tokio `TcpStream`, no pool in between — the slot *is* the pool entry. The fastest here
-//!   (`scripts/bench-load.sh` compares it with `wrk` and with reqwest).
+//! - [`ClientKind::Raw`] (default for `http://`): scaletui's own HTTP/1.1 client
+//!   ([`super::raw`]): the request's bytes built once, one write and one read per request. The
+//!   fastest here (`scripts/bench-load.sh` compares the clients with `wrk`).
+//! - [`ClientKind::Hyper`]: hyper's HTTP/1.1 client connection over a tokio `TcpStream`, no pool
+//!   in between — the slot *is* the pool entry.
 //! - [`ClientKind::Reqwest`] (used for `https://`): reqwest with HTTP/1.1 only and rustls, its own
 //!   pool sized to the concurrency cap.
 
@@ -21,10 +23,13 @@ use std::pin::Pin;
 
 use hyper::client::conn::http1::Connection;
 
+use super::raw::{RawConn, RawTarget, io_error};
+
 /// Which HTTP client sends the requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ClientKind {
+    Raw,
     Hyper,
     Reqwest,
 }
@@ -33,9 +38,10 @@ impl std::str::FromStr for ClientKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
+            "raw" => Ok(ClientKind::Raw),
             "hyper" => Ok(ClientKind::Hyper),
             "reqwest" => Ok(ClientKind::Reqwest),
-            _ => Err(format!("unknown client {s:?} (hyper, reqwest)")),
+            _ => Err(format!("unknown client {s:?} (raw, hyper, reqwest)")),
         }
     }
 }
@@ -75,6 +81,7 @@ impl RequestSpec {
 /// A client shared by all connection slots of a run.
 #[derive(Clone)]
 pub enum Client {
+    Raw(Arc<RawTarget>),
     Hyper(Arc<HyperTarget>),
     Reqwest(reqwest::Client, Arc<RequestSpec>),
 }
@@ -92,7 +99,7 @@ impl Client {
     pub async fn new(spec: RequestSpec, kind: ClientKind, concurrency: usize) -> Result<Self, String> {
         let kind = if spec.is_https() { ClientKind::Reqwest } else { kind };
         match kind {
-            ClientKind::Hyper => {
+            ClientKind::Raw | ClientKind::Hyper => {
                 let url = reqwest::Url::parse(&spec.url).map_err(|e| e.to_string())?;
                 let host = url.host_str().unwrap_or_default().to_string();
                 let port = url.port_or_known_default().unwrap_or(80);
@@ -115,6 +122,17 @@ impl Client {
                     None => host.clone(),
                 };
                 let host = HeaderValue::from_str(&authority).map_err(|e| format!("bad host {authority}: {e}"))?;
+                if kind == ClientKind::Raw {
+                    let path = path.to_string();
+                    return Ok(Client::Raw(Arc::new(RawTarget::new(
+                        &spec.method,
+                        &spec.headers,
+                        &spec.body,
+                        addrs,
+                        &path,
+                        &authority,
+                    ))));
+                }
                 Ok(Client::Hyper(Arc::new(HyperTarget { spec, addrs, path, host })))
             }
             ClientKind::Reqwest => {
@@ -134,6 +152,7 @@ impl Client {
 
     pub fn kind(&self) -> ClientKind {
         match self {
+            Client::Raw(_) => ClientKind::Raw,
             Client::Hyper(_) => ClientKind::Hyper,
             Client::Reqwest(..) => ClientKind::Reqwest,
         }
@@ -143,6 +162,7 @@ impl Client {
     /// answer. Returns the status code. On error the connection is dropped.
     pub async fn send(&self, conn: &mut Conn) -> Result<u16, String> {
         match self {
+            Client::Raw(t) => t.send(&mut conn.raw, &mut conn.opened).await,
             Client::Hyper(t) => t.send(conn).await,
             Client::Reqwest(c, spec) => {
                 let resp = c
@@ -161,10 +181,11 @@ impl Client {
     }
 }
 
-/// One connection slot's keep-alive connection (hyper); reqwest keeps its own pool.
+/// One connection slot's keep-alive connection (raw or hyper); reqwest keeps its own pool.
 #[derive(Default)]
 pub struct Conn {
     inner: Option<HyperConn>,
+    raw: Option<RawConn>,
     /// Connections this slot opened.
     pub opened: u64,
 }
@@ -174,6 +195,7 @@ impl Conn {
     /// cannot be reused).
     pub fn reset(&mut self) {
         self.inner = None;
+        self.raw = None;
     }
 }
 
@@ -282,18 +304,6 @@ impl HyperTarget {
             }
         }
         Err("connection closed".into())
-    }
-}
-
-fn io_error(e: &std::io::Error) -> String {
-    use std::io::ErrorKind::*;
-    match e.kind() {
-        ConnectionRefused => "connection refused".into(),
-        ConnectionReset => "connection reset".into(),
-        ConnectionAborted => "connection aborted".into(),
-        TimedOut => "timed out".into(),
-        AddrNotAvailable => "address not available (out of ports?)".into(),
-        _ => e.to_string(),
     }
 }
 

@@ -72,7 +72,7 @@ impl GeneratorConfig {
             method: p.method.clone(),
             headers: p.headers.clone(),
             body: p.body.clone(),
-            client: ClientKind::Hyper,
+            client: ClientKind::Raw,
         }
     }
 
@@ -673,7 +673,7 @@ mod tests {
             method: "GET".into(),
             headers: vec![],
             body: None,
-            client: ClientKind::Hyper,
+            client: ClientKind::Raw,
         }
     }
 
@@ -799,7 +799,7 @@ mod tests {
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).with_graceful_shutdown(c.cancelled_owned()).await;
         });
-        for client in [ClientKind::Hyper, ClientKind::Reqwest] {
+        for client in [ClientKind::Raw, ClientKind::Hyper, ClientKind::Reqwest] {
             let mut c = cfg(url.clone(), Schedule::Constant { rps: 20.0, duration_s: 0.5 });
             c.method = "post".into();
             c.headers = vec![("X-Test".into(), "yes".into())];
@@ -840,11 +840,82 @@ mod tests {
                 });
             }
         });
-        let mut c = cfg(url, Schedule::Constant { rps: 4.0, duration_s: 2.0 });
+        for client in [ClientKind::Raw, ClientKind::Hyper] {
+            let mut c = cfg(url.clone(), Schedule::Constant { rps: 4.0, duration_s: 2.0 });
+            c.timeout = Duration::from_secs(2);
+            c.client = client;
+            let (sum, _) = run_to_end(c).await;
+            assert_eq!(
+                (sum.counts.sent, sum.counts.responses),
+                (8, 8),
+                "{client:?} {:?} {:?}",
+                sum.counts,
+                sum.errors_by_kind
+            );
+            assert_eq!(sum.counts.failed(), 0, "{client:?} {:?}", sum.errors_by_kind);
+        }
+        server.abort();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_raw_client_reads_every_framing_split_across_writes() {
+        // Answers in turn: a 100 Continue then a sized answer, a chunked answer with trailers,
+        // an answer until close, each written in small pieces with pauses; then garbage.
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
+        let url = format!("http://{}/p?q=1", listener.local_addr().expect("addr"));
+        let answers: [&[u8]; 3] = [
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 10\r\n\r\n0123456789",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nX-T: 1\r\n\r\n",
+            b"HTTP/1.1 503 Busy\r\nConnection: close\r\n\r\nuntil the end",
+        ];
+        let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+        let seen_srv = seen.clone();
+        let server = tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut k = 0usize;
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let seen = seen_srv.clone();
+                let mut buf = vec![0u8; 4096];
+                loop {
+                    let mut got = Vec::new();
+                    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match sock.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    if got.is_empty() {
+                        break;
+                    }
+                    seen.lock().expect("lock").push(String::from_utf8_lossy(&got).into_owned());
+                    if k >= answers.len() {
+                        let _ = sock.write_all(b"garbage\r\n\r\n").await;
+                        k += 1;
+                        break;
+                    }
+                    for piece in answers[k].chunks(7) {
+                        let _ = sock.write_all(piece).await;
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                    k += 1;
+                    if k == 3 {
+                        break; // closes: the third answer ends with the connection
+                    }
+                }
+            }
+        });
+        let mut c = cfg(url, Schedule::Constant { rps: 4.0, duration_s: 1.0 });
+        c.concurrency = 1;
         c.timeout = Duration::from_secs(2);
         let (sum, _) = run_to_end(c).await;
-        assert_eq!((sum.counts.sent, sum.counts.responses), (8, 8), "{:?} {:?}", sum.counts, sum.errors_by_kind);
-        assert_eq!(sum.counts.failed(), 0, "{:?}", sum.errors_by_kind);
+        assert_eq!(sum.client, ClientKind::Raw);
+        assert_eq!(sum.counts.sent, 4, "{:?}", sum.counts);
+        assert_eq!((sum.counts.status[1], sum.counts.status[4]), (2, 1), "{:?} {:?}", sum.counts, sum.errors_by_kind);
+        assert_eq!(sum.counts.errors, 1, "{:?}", sum.errors_by_kind);
+        assert!(sum.errors_by_kind.keys().any(|k| k.starts_with("malformed answer")), "{:?}", sum.errors_by_kind);
+        assert_eq!(sum.connections_opened, 2, "one connection until the close, then a new one");
+        let seen = seen.lock().expect("lock");
+        assert!(seen[0].starts_with("GET /p?q=1 HTTP/1.1\r\nHost: 127.0.0.1:"), "{}", seen[0]);
         server.abort();
     }
 

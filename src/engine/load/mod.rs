@@ -3,6 +3,7 @@ pub mod client;
 pub mod generator;
 pub mod pacer;
 pub mod pool;
+pub mod raw;
 pub mod schedule;
 pub mod stats;
 pub mod task;
