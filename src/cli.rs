@@ -112,6 +112,10 @@ pub struct RunArgs {
     /// Who drives in ai_scaler: ai, queue, forecast or learned [default: ai]
     #[arg(long)]
     pub driver: Option<String>,
+    /// How ai_scaler applies a recommendation: behavior (through [scaling.behavior]'s windows
+    /// and policies, as the HPA would) or none (as recommended) [default: behavior]
+    #[arg(long, value_parser = parse_apply_limits)]
+    pub apply_limits: Option<crate::config::ApplyLimits>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -408,6 +412,14 @@ fn parse_fallback(s: &str) -> Result<Fallback, String> {
     s.parse()
 }
 
+fn parse_apply_limits(s: &str) -> Result<crate::config::ApplyLimits, String> {
+    match s {
+        "behavior" => Ok(crate::config::ApplyLimits::Behavior),
+        "none" => Ok(crate::config::ApplyLimits::None),
+        _ => Err(format!("unknown apply_limits {s:?} (behavior, none)")),
+    }
+}
+
 fn parse_speed(s: &str) -> Result<Speed, String> {
     s.parse()
 }
@@ -446,6 +458,7 @@ impl RunArgs {
         set(&mut e.fallback, self.fallback);
         set(&mut e.driver, self.driver.clone());
         e.verbose |= self.verbose;
+        set(&mut cfg.scaling.apply_limits, self.apply_limits);
         let c = &mut cfg.cluster;
         set(&mut c.backend, self.backend);
         set(&mut c.context, self.context.clone());

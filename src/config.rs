@@ -123,6 +123,19 @@ pub struct ScalingConfig {
     /// The HPA's metrics (what scaletui creates, the simulated HPA and `hpa_sim` use).
     pub metrics: Vec<HpaMetric>,
     pub behavior: BehaviorConfig,
+    /// How a driver's recommendation reaches the deployment in `ai_scaler`.
+    pub apply_limits: ApplyLimits,
+}
+
+/// `[scaling] apply_limits`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApplyLimits {
+    /// Through `[scaling.behavior]`'s stabilization windows and policies, as the HPA would.
+    #[default]
+    Behavior,
+    /// As recommended (clamped to min/max and `advisor.max_step` only).
+    None,
 }
 
 impl Default for ScalingConfig {
@@ -134,6 +147,7 @@ impl Default for ScalingConfig {
             memory_target: 80,
             metrics: vec![HpaMetric::Cpu, HpaMetric::Memory],
             behavior: BehaviorConfig::default(),
+            apply_limits: ApplyLimits::Behavior,
         }
     }
 }

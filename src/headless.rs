@@ -35,7 +35,7 @@ pub async fn run(cfg: Config) -> Result<ExitCode, SetupError> {
             let _ = match &e {
                 EngineEvent::Started(info) => writeln!(
                     err,
-                    "scaletui: {} backend ({}/{}), mode {}, interval {}s, speed {}, metrics {}{} -> {}",
+                    "scaletui: {} backend ({}/{}), mode {}, interval {}s, speed {}, metrics {}{}{} -> {}",
                     info.cluster.backend,
                     info.cluster.namespace,
                     info.cluster.deployment,
@@ -44,6 +44,7 @@ pub async fn run(cfg: Config) -> Result<ExitCode, SetupError> {
                     info.speed,
                     info.metrics_source,
                     info.scenario.as_deref().map(|s| format!(", scenario {s}")).unwrap_or_default(),
+                    if info.limits_off { ", apply_limits none" } else { "" },
                     info.csv_path.display()
                 ),
                 EngineEvent::Sample(row) => writeln!(err, "{}", progress_line(row, total)),

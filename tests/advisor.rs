@@ -731,7 +731,8 @@ async fn headless_ai_scaler_applies_the_advice_and_falls_back() {
         .env("SCALETUI_AI_API_KEY", KEY)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["--headless", "--speed", "max", "--duration", "5", "--interval", "30", "--mode", "ai_scaler"])
-        .args(["--min-replicas", "1", "--max-replicas", "6", "--ai-url", &stub.base_url(), "--output-dir"])
+        .args(["--min-replicas", "1", "--max-replicas", "6", "--ai-url", &stub.base_url(), "--apply-limits", "none"])
+        .arg("--output-dir")
         .arg(dir.path())
         .output()
         .await
@@ -892,4 +893,94 @@ async fn real_llm_parses_or_says_why() {
         }
         assert!(seen.done.len() == 1 && seen.done[0].1 == out.status);
     }
+}
+
+/// A model that answers 1 and 10 on alternate ticks, in `ai_scaler` on the simulator with the
+/// default `[scaling.behavior]` (up 100 % per 15 s, window 0; down window 60 s): the applied
+/// count never more than doubles in one 15 s period and never drops while a 10 is within the
+/// last 60 s, and every row whose applied count is not the recommendation says why. With
+/// `--apply-limits none` the same answers reach the deployment as they came.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alternating_answers_are_applied_within_the_hpa_behavior() {
+    async fn run(limits: &str) -> (Vec<String>, Vec<Vec<String>>) {
+        let stub = Stub::start().await;
+        for i in 0..30 {
+            stub.push(Reply::answer(if i % 2 == 0 { 1 } else { 10 }));
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_scaletui"))
+            .env_remove("SCALETUI_CONFIG")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["--headless", "--speed", "max", "--duration", "5", "--interval", "15", "--mode", "ai_scaler"])
+            .args([
+                "--min-replicas",
+                "1",
+                "--max-replicas",
+                "10",
+                "--ai-url",
+                &stub.base_url(),
+                "--apply-limits",
+                limits,
+            ])
+            .arg("--output-dir")
+            .arg(dir.path())
+            .output()
+            .await
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{stderr}");
+        assert_eq!(stderr.contains("apply_limits none"), limits == "none", "{stderr}");
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        read_csv(Path::new(stdout.lines().next().expect("CSV path")))
+    }
+    let (header, rows) = run("behavior").await;
+    let col = |n: &str| header.iter().position(|h| h == n).unwrap_or_else(|| panic!("column {n}"));
+    let num = |r: &Vec<String>, n: &str| r[col(n)].parse::<i32>().unwrap_or_else(|_| panic!("{n} in {r:?}"));
+    assert_eq!(rows.len(), 20);
+    let mut limited = 0;
+    for (i, r) in rows.iter().enumerate() {
+        let (cur, applied, rec) =
+            (num(r, "current_replicas"), num(r, "applied_replicas"), num(r, "recommended_replicas"));
+        assert_eq!(rec, if i % 2 == 0 { 1 } else { 10 }, "row {i}: the model's answers in order");
+        // Ticks are 15 s apart: one scale-up period each; 100 % of the current count at most.
+        assert!(applied <= 2 * cur, "row {i}: {cur} -> {applied}");
+        // Never down while a 10 was recommended within the last 60 s (rows i-3..=i).
+        if i >= 1 {
+            assert!(applied >= cur, "row {i}: down from {cur} to {applied} within the window");
+        }
+        let why = &r[col("applied_limit")];
+        if applied != rec {
+            let note = &r[col("applied_note")];
+            assert!(
+                !why.is_empty() || note.contains("converge"),
+                "row {i}: {rec} -> {applied} without a reason: {note}"
+            );
+            if !why.is_empty() {
+                limited += 1;
+                assert!(
+                    why.starts_with("scaleDown stabilized over 60s")
+                        || why == "scaleUp Percent 100/15s"
+                        || (i == 0 && why == "scaleDown Pods 1/30s"),
+                    "row {i}: {why}"
+                );
+                assert!(note.contains(why.as_str()), "row {i}: the note names the limit: {note}");
+            }
+        } else {
+            assert_eq!(why, "", "row {i}");
+        }
+    }
+    assert!(limited >= 8, "most rows were limited ({limited})");
+    assert_eq!(rows.last().map(|r| num(r, "current_replicas")), Some(10), "it reached the 10s");
+
+    // Without limits: the alternation reaches the deployment (after the pods converge).
+    let (header, rows) = run("none").await;
+    let col = |n: &str| header.iter().position(|h| h == n).unwrap_or_else(|| panic!("column {n}"));
+    let downs = rows
+        .windows(2)
+        .filter(|w| {
+            w[1][col("current_replicas")].parse::<i32>().ok() < w[0][col("current_replicas")].parse::<i32>().ok()
+        })
+        .count();
+    assert!(downs >= 3, "raw answers scale down too: {downs}");
+    assert!(rows.iter().all(|r| r[col("applied_limit")].is_empty()));
 }

@@ -606,6 +606,7 @@ mod tests {
             drivers: vec!["ai".into(), "queue".into(), "forecast".into()],
             advisor: None,
             read_only: false,
+            limits_off: false,
             prompt_template: crate::engine::advisor::prompt::PromptTemplate::default(),
         };
         info.mode = Mode::AiScaler;

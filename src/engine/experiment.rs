@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Backend, Config};
+use crate::config::{ApplyLimits, Backend, Config};
 use crate::engine::advisor::{RecOutput, RecommendInput, Recommender};
 use crate::engine::clock::SharedClock;
 use crate::engine::cluster::sim::{
@@ -17,6 +17,7 @@ use crate::engine::cluster::sim::{
     model::{custom_metrics_of, to_hpa_pod, to_hpa_sample},
 };
 use crate::engine::cluster::{Cluster, HpaChange};
+use crate::engine::hpa::limit::Limiter;
 use crate::engine::hpa::{self, HpaRunner, HpaSpec, ReconcileOptions};
 use crate::engine::load::task::{LoadTasks, TaskNews};
 use crate::engine::load::{LoadParams, Schedule};
@@ -82,6 +83,8 @@ pub struct ApplyDecision {
     pub applied_replicas: Option<i32>,
     pub applied_by: String,
     pub note: String,
+    /// The behavior policy or window that limited the recommendation (empty: none did).
+    pub limit: String,
 }
 
 /// Guardrails for `ai_scaler`.
@@ -104,20 +107,33 @@ pub fn decide_apply(
     driver_out: Option<&RecOutput>,
     hpa_sim: &HpaSim,
     g: Guardrails,
+    mut limiter: Option<(&mut Limiter, f64)>,
 ) -> ApplyDecision {
     let current = dep.map(|d| d.spec_replicas);
+    // `[scaling] apply_limits = "behavior"`: the HPA's windows and policies at `now`.
+    let mut limit = |cur: i32, target: i32, notes: &mut Vec<String>, limited: &mut String| -> i32 {
+        let Some((l, now)) = limiter.as_mut() else { return target };
+        let r = l.limit(*now, cur, target, g.min, g.max.max(g.min));
+        if r.replicas != target {
+            notes.push(format!("limited {target} to {}: {}", r.replicas, r.reason));
+            *limited = r.reason;
+        }
+        r.replicas
+    };
     match mode {
         Mode::Comparison => ApplyDecision {
             scale_to: None,
             applied_replicas: current,
             applied_by: "observation_only".into(),
             note: String::new(),
+            limit: String::new(),
         },
         Mode::HpaOnly => ApplyDecision {
             scale_to: None,
             applied_replicas: live_hpa.and_then(|h| h.desired_replicas).or(current),
             applied_by: "hpa".into(),
             note: if live_hpa.is_none() { "no HPA on the deployment".into() } else { String::new() },
+            limit: String::new(),
         },
         Mode::AiScaler => {
             let Some(dep) = dep else {
@@ -126,6 +142,7 @@ pub fn decide_apply(
                     applied_replicas: None,
                     applied_by: "none".into(),
                     note: "deployment state unknown".into(),
+                    limit: String::new(),
                 };
             };
             let cur = dep.spec_replicas;
@@ -140,6 +157,8 @@ pub fn decide_apply(
                     target = cur + g.max_step * (target - cur).signum();
                     notes.push(format!("max_step {} per tick", g.max_step));
                 }
+                let mut limited = String::new();
+                target = limit(cur, target, &mut notes, &mut limited);
                 if target != cur && !dep.converged() && !g.scale_while_converging {
                     notes.push(format!(
                         "waiting for the previous change to converge ({}/{} ready)",
@@ -153,17 +172,21 @@ pub fn decide_apply(
                     applied_replicas: Some(target),
                     applied_by: by,
                     note: notes.join("; "),
+                    limit: limited,
                 };
             }
             let why = driver_out.map_or_else(|| format!("no recommender named {driver}"), |o| o.status.clone());
             match (g.fallback, hpa_sim.desired) {
                 (Fallback::HpaSim, Some(d)) => {
-                    let target = clamp(d);
+                    let mut notes = vec![format!("fallback: {why}")];
+                    let mut limited = String::new();
+                    let target = limit(cur, clamp(d), &mut notes, &mut limited);
                     ApplyDecision {
                         scale_to: (target != cur).then_some(target),
                         applied_replicas: Some(target),
                         applied_by: "hpa_sim".into(),
-                        note: format!("fallback: {why}"),
+                        note: notes.join("; "),
+                        limit: limited,
                     }
                 }
                 (Fallback::HpaSim, None) => ApplyDecision {
@@ -171,12 +194,14 @@ pub fn decide_apply(
                     applied_replicas: Some(cur),
                     applied_by: "hold".into(),
                     note: format!("fallback hpa_sim has no decision; {why}"),
+                    limit: String::new(),
                 },
                 (Fallback::Hold, _) => ApplyDecision {
                     scale_to: None,
                     applied_replicas: Some(cur),
                     applied_by: "hold".into(),
                     note: format!("fallback: {why}"),
+                    limit: String::new(),
                 },
             }
         }
@@ -208,6 +233,8 @@ pub struct Experiment {
     mode: Mode,
     driver: String,
     shadow: HpaRunner,
+    /// `[scaling] apply_limits`: the behavior every driver's recommendation goes through.
+    limiter: Limiter,
     hpa_spec: HpaSpec,
     prev_spec: Option<i32>,
     history: VecDeque<Row>,
@@ -255,6 +282,7 @@ impl Experiment {
             Some(sc) => ((0..sc.stress.len()).collect(), (0..sc.modes.len()).collect()),
             None => (Vec::new(), Vec::new()),
         };
+        let limiter = Limiter::new(&s.cfg.scaling.behavior.to_hpa());
         Ok(Self {
             driver: s.cfg.experiment.driver.clone(),
             cfg: s.cfg,
@@ -274,6 +302,7 @@ impl Experiment {
             shadow,
             hpa_spec: spec,
             prev_spec: None,
+            limiter,
             history: VecDeque::new(),
             tasks: Vec::new(),
             loads: LoadTasks::new(),
@@ -389,6 +418,7 @@ impl Experiment {
                 .any(|r| r.name() == "ai")
                 .then(|| format!("{} at {}", self.cfg.advisor.model, self.cfg.advisor.url)),
             read_only: self.cfg.cluster.read_only,
+            limits_off: self.cfg.scaling.apply_limits == ApplyLimits::None,
             prompt_template: self.cfg.advisor.prompt.clone(),
         }
     }
@@ -759,6 +789,7 @@ impl Experiment {
             if let Some(prev) = self.prev_spec.filter(|p| *p != d.spec_replicas) {
                 let b = self.shadow.spec.behavior.clone();
                 self.shadow.history.record_scale(b.as_ref(), now, prev, d.spec_replicas);
+                self.limiter.record_scale(now, prev, d.spec_replicas);
             }
             self.prev_spec = Some(d.spec_replicas);
         }
@@ -794,8 +825,10 @@ impl Experiment {
             scale_while_converging: self.cfg.advisor.scale_while_converging,
             fallback: self.cfg.experiment.fallback,
         };
+        let recommended = driver_out.and_then(|o| o.replicas);
+        let limiter = (self.cfg.scaling.apply_limits == ApplyLimits::Behavior).then_some((&mut self.limiter, now));
         let mut decision =
-            decide_apply(self.mode, dep.as_ref(), live_hpa.as_ref(), &self.driver, driver_out, &hpa_sim, g);
+            decide_apply(self.mode, dep.as_ref(), live_hpa.as_ref(), &self.driver, driver_out, &hpa_sim, g, limiter);
         if self.mode == Mode::HpaOnly && live_hpa.is_none() && !self.cfg.cluster.read_only {
             // Someone removed the HPA while it is in control: put it back.
             let spec = self.hpa_spec.clone();
@@ -811,6 +844,7 @@ impl Experiment {
                     self.prev_spec = Some(to);
                     let b = self.shadow.spec.behavior.clone();
                     self.shadow.history.record_scale(b.as_ref(), now, d.spec_replicas, to);
+                    self.limiter.record_scale(now, d.spec_replicas, to);
                 }
                 Err(e) => {
                     self.event("error", format!("scale to {to} failed: {e}"));
@@ -846,6 +880,8 @@ impl Experiment {
             cluster_status: if cluster_errors.is_empty() { "ok".into() } else { cluster_errors.join("; ") },
             hpa_present: Some(live_hpa.is_some()),
             applied_note: decision.note,
+            recommended_replicas: recommended,
+            applied_limit: decision.limit,
             traffic: sample.traffic,
             stress_cpu_workers: workers,
             stress_memory_mib: mib,
@@ -1080,9 +1116,9 @@ mod tests {
     #[test]
     fn ai_scaler_applies_clamped_recommendations() {
         let sim = HpaSim { desired: Some(4), ..HpaSim::default() };
-        let d = decide_apply(Mode::AiScaler, Some(&dep(3, 3)), None, "ai", Some(&ai(Some(25))), &sim, g());
+        let d = decide_apply(Mode::AiScaler, Some(&dep(3, 3)), None, "ai", Some(&ai(Some(25))), &sim, g(), None);
         assert_eq!((d.scale_to, d.applied_by.as_str()), (Some(10), "ai"));
-        let d = decide_apply(Mode::AiScaler, Some(&dep(3, 3)), None, "ai", Some(&ai(Some(3))), &sim, g());
+        let d = decide_apply(Mode::AiScaler, Some(&dep(3, 3)), None, "ai", Some(&ai(Some(3))), &sim, g(), None);
         assert_eq!((d.scale_to, d.applied_by.as_str()), (None, "ai_no_change"));
         let d = decide_apply(
             Mode::AiScaler,
@@ -1092,6 +1128,7 @@ mod tests {
             Some(&ai(Some(9))),
             &sim,
             Guardrails { max_step: 2, ..g() },
+            None,
         );
         assert_eq!(d.scale_to, Some(5));
     }
@@ -1099,10 +1136,10 @@ mod tests {
     #[test]
     fn ai_scaler_waits_for_convergence_and_falls_back() {
         let sim = HpaSim { desired: Some(4), ..HpaSim::default() };
-        let d = decide_apply(Mode::AiScaler, Some(&dep(5, 3)), None, "ai", Some(&ai(Some(7))), &sim, g());
+        let d = decide_apply(Mode::AiScaler, Some(&dep(5, 3)), None, "ai", Some(&ai(Some(7))), &sim, g(), None);
         assert_eq!((d.scale_to, d.applied_by.as_str()), (None, "ai_no_change"));
         assert!(d.note.contains("converge"));
-        let d = decide_apply(Mode::AiScaler, Some(&dep(3, 3)), None, "ai", Some(&ai(None)), &sim, g());
+        let d = decide_apply(Mode::AiScaler, Some(&dep(3, 3)), None, "ai", Some(&ai(None)), &sim, g(), None);
         assert_eq!((d.scale_to, d.applied_by.as_str()), (Some(4), "hpa_sim"));
         assert!(d.note.contains("timeout"));
         let d = decide_apply(
@@ -1113,6 +1150,7 @@ mod tests {
             None,
             &sim,
             Guardrails { fallback: Fallback::Hold, ..g() },
+            None,
         );
         assert_eq!((d.scale_to, d.applied_by.as_str()), (None, "hold"));
     }
@@ -1128,9 +1166,9 @@ mod tests {
             desired_replicas: Some(6),
             conditions: vec![],
         };
-        let d = decide_apply(Mode::HpaOnly, Some(&dep(3, 3)), Some(&h), "ai", Some(&ai(Some(9))), &sim, g());
+        let d = decide_apply(Mode::HpaOnly, Some(&dep(3, 3)), Some(&h), "ai", Some(&ai(Some(9))), &sim, g(), None);
         assert_eq!((d.scale_to, d.applied_replicas, d.applied_by.as_str()), (None, Some(6), "hpa"));
-        let d = decide_apply(Mode::Comparison, Some(&dep(3, 3)), Some(&h), "ai", Some(&ai(Some(9))), &sim, g());
+        let d = decide_apply(Mode::Comparison, Some(&dep(3, 3)), Some(&h), "ai", Some(&ai(Some(9))), &sim, g(), None);
         assert_eq!((d.scale_to, d.applied_replicas, d.applied_by.as_str()), (None, Some(3), "observation_only"));
     }
 }

@@ -57,6 +57,8 @@ pub struct RunInfo {
     /// The LLM advisor (`model at url`) when the run has one (a recommender named `ai`).
     pub advisor: Option<String>,
     pub read_only: bool,
+    /// `[scaling] apply_limits = "none"`: recommendations are applied without the behavior.
+    pub limits_off: bool,
     /// The advisor's prompt template in effect (for the prompt editor).
     pub prompt_template: PromptTemplate,
 }

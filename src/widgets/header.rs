@@ -7,6 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
 use crate::app::state::AppState;
+use crate::engine::types::Mode;
 
 /// `h:mm:ss` (or `m:ss` under an hour).
 pub fn clock(s: f64) -> String {
@@ -99,6 +100,10 @@ pub fn render(area: Rect, buf: &mut Buffer, state: &AppState) {
         if info.read_only {
             l1.push(Span::raw(" "));
             l1.push(Span::styled(" READ-ONLY ", p.badge("warning")));
+        }
+        if info.limits_off && state.mode == Mode::AiScaler {
+            l1.push(Span::raw(" "));
+            l1.push(Span::styled(" NO LIMITS ", p.badge("warning")));
         }
     }
     if state.view.frozen_at.is_some() {

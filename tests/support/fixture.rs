@@ -44,6 +44,7 @@ pub fn info(interval: f64) -> RunInfo {
         drivers: vec!["ai".into(), "queue".into()],
         advisor: Some("qwen2.5-coder:3b at http://localhost:11434/v1".into()),
         read_only: false,
+        limits_off: false,
         prompt_template: PromptTemplate::default(),
     }
 }
@@ -102,6 +103,8 @@ pub fn row(i: usize, interval: f64) -> Row {
         cluster_status: "ok".into(),
         hpa_present: Some(true),
         applied_note: String::new(),
+        recommended_replicas: Some(5),
+        applied_limit: String::new(),
         traffic: Some(Traffic {
             rps: load,
             served_rps: load * 0.99,

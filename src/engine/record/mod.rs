@@ -42,7 +42,7 @@ pub const SEED_COLUMNS: [&str; 25] = [
 ];
 
 /// scaletui's own columns, after the seed's.
-pub const OWN_COLUMNS: [&str; 43] = [
+pub const OWN_COLUMNS: [&str; 45] = [
     "elapsed_s",
     "backend",
     "metrics_source",
@@ -51,6 +51,8 @@ pub const OWN_COLUMNS: [&str; 43] = [
     "hpa_present",
     "hpa_sim_reason",
     "applied_note",
+    "recommended_replicas",
+    "applied_limit",
     "rps",
     "served_rps",
     "errors_per_s",
@@ -160,6 +162,10 @@ pub struct Row {
     pub cluster_status: String,
     pub hpa_present: Option<bool>,
     pub applied_note: String,
+    /// The driver's recommendation this tick, as it answered (before clamps and limits).
+    pub recommended_replicas: Option<i32>,
+    /// What limited it in `ai_scaler` (`[scaling] apply_limits`): e.g. `scaleUp Percent 100/15s`.
+    pub applied_limit: String,
     pub traffic: Option<Traffic>,
     pub load: LoadColumns,
     pub stress_cpu_workers: u32,
@@ -321,6 +327,8 @@ impl Row {
             self.hpa_present.map(|b| if b { "true" } else { "false" }.to_string()).unwrap_or_default(),
             one_line(&h.reason),
             one_line(&self.applied_note),
+            i(self.recommended_replicas),
+            one_line(&self.applied_limit),
             f(tr.map(|t| t.rps), 3),
             f(tr.map(|t| t.served_rps), 3),
             f(tr.map(|t| t.errors_per_s), 3),
