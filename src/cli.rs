@@ -94,6 +94,9 @@ pub struct RunArgs {
     /// Leave scaletui's changes (HPA deleted or created) in place on exit
     #[arg(long)]
     pub keep_changes: bool,
+    /// At start, put back an HPA that an earlier run removed (ai_scaler) and never restored
+    #[arg(long)]
+    pub restore_hpa: bool,
     /// No dashboard: progress lines on stderr, CSV paths on stdout at the end
     #[arg(long)]
     pub headless: bool,
@@ -141,6 +144,9 @@ pub enum Command {
     /// port-forward to the deployment's Service).
     #[command(allow_negative_numbers = true)]
     Load(Box<LoadArgs>),
+    /// Put back the HPA that an ai_scaler run removed and never restored (killed, the API server
+    /// gone at exit), from the cluster's saved copy or this machine's; with --backend kube.
+    Restore,
     /// The CPU and memory stressors alone, on the configured cluster's pods (sim or kube).
     #[command(subcommand, allow_negative_numbers = true)]
     Stress(StressCommand),
@@ -466,6 +472,7 @@ impl RunArgs {
         set(&mut c.deployment, self.deployment.clone());
         c.read_only |= self.read_only;
         c.keep_changes |= self.keep_changes;
+        c.restore_hpa |= self.restore_hpa;
         let s = &mut cfg.scaling;
         set(&mut s.min_replicas, self.min_replicas);
         set(&mut s.max_replicas, self.max_replicas);

@@ -96,6 +96,14 @@ pub struct ClusterConfig {
     pub container: String,
     pub read_only: bool,
     pub keep_changes: bool,
+    /// Seconds ai_scaler's Lease lasts without renewal (renewed every third of it).
+    pub lease_duration_s: u32,
+    /// Seconds the restore at exit keeps retrying while the API server does not answer.
+    pub restore_retry_s: u32,
+    /// At start, put back an HPA that an earlier run saved, removed and never restored
+    /// (`--restore-hpa`; the dashboard asks instead).
+    #[serde(skip)]
+    pub restore_hpa: bool,
 }
 
 impl Default for ClusterConfig {
@@ -109,6 +117,9 @@ impl Default for ClusterConfig {
             container: "nginx".into(),
             read_only: false,
             keep_changes: false,
+            lease_duration_s: 15,
+            restore_retry_s: 60,
+            restore_hpa: false,
         }
     }
 }
@@ -976,6 +987,15 @@ pub fn parse_checked(text: &str, file: &str, check: ExtraCheck) -> Result<Config
 pub fn validate(c: &Config) -> Result<(), (String, String)> {
     fn err(key: &str, msg: impl Into<String>) -> Result<(), (String, String)> {
         Err((key.to_string(), msg.into()))
+    }
+    if !(3..=3600).contains(&c.cluster.lease_duration_s) {
+        return err(
+            "cluster.lease_duration_s",
+            format!("must be 3 to 3600 seconds, not {}", c.cluster.lease_duration_s),
+        );
+    }
+    if c.cluster.restore_retry_s > 3600 {
+        return err("cluster.restore_retry_s", format!("must be 0 to 3600 seconds, not {}", c.cluster.restore_retry_s));
     }
     let e = &c.experiment;
     if !(e.interval.is_finite() && e.interval > 0.0) {

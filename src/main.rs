@@ -73,6 +73,11 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
             runtime()?.block_on(scaletui::cmd::calibrate::run(&a))?;
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::Restore) => {
+            let (cfg, _origin) = load_config(&cli.run)?;
+            let code = runtime()?.block_on(scaletui::cmd::restore::run(cfg))?;
+            Ok(ExitCode::from(code))
+        }
         Some(Command::Stress(what)) => {
             let (cfg, _origin) = load_config(&cli.run)?;
             runtime()?.block_on(scaletui::cmd::stress::run(what, cfg, cli.run.speed.is_some()))?;

@@ -197,9 +197,15 @@ async fn rbac_yaml_grants_exactly_what_the_backend_uses() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let fake = FakeApiServer::start(FakeOptions::default()).await;
     let dir = tempfile::tempdir().expect("tmp");
-    let c = backend(&fake, dir.path()).await;
+    let mut s = settings();
+    s.cluster.lease_duration_s = 3;
+    s.state_dir = Some(dir.path().join("state"));
+    let c = backend_with(&fake, dir.path(), s).await.expect("backend starts");
     // Every operation of the Cluster trait, including every HPA path (delete, create, replace,
-    // restore) and both stressors.
+    // restore), the saved copy (created, replaced, removed), the lease (taken, renewed after a
+    // third of its 3 s, given up) and both stressors.
+    c.take_control().await.expect("lease");
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
     c.deployment().await.expect("deployment");
     let pods = c.pods().await.expect("pods");
     c.hpa().await.expect("hpa");
@@ -210,6 +216,8 @@ async fn rbac_yaml_grants_exactly_what_the_backend_uses() {
     assert_eq!(c.ensure_hpa(&spec).await.expect("create"), HpaChange::Created);
     let other = scaletui::engine::hpa::HpaSpec { max_replicas: 6, ..spec.clone() };
     assert_eq!(c.ensure_hpa(&other).await.expect("replace"), HpaChange::Replaced);
+    assert!(c.delete_hpa().await.expect("delete again: the saved copy is replaced"));
+    assert_eq!(c.ensure_hpa(&other).await.expect("create"), HpaChange::Created);
     let pod = &pods[0].name;
     c.shm_free_mib(pod).await.expect("df");
     let m = c.stress_memory(pod, 1).await.expect("memory");
@@ -417,7 +425,9 @@ async fn headless_ai_scaler_reads_scales_deletes_the_hpa_and_restores_it() {
     let (reviews, reqs): (Vec<_>, Vec<_>) =
         reqs.into_iter().partition(|r| r.path.ends_with("/selfsubjectaccessreviews"));
     assert_eq!(reviews.len(), scaletui::engine::cluster::kube::access::needed(false, true).len());
-    assert!(reqs.len() <= 4 * n + 10, "{} requests for {n} ticks", reqs.len());
+    // Besides: the HPA saved in a ConfigMap before it goes (3), the lease taken and given up (4),
+    // the saved copy removed after the restore (1).
+    assert!(reqs.len() <= 4 * n + 18, "{} requests for {n} ticks", reqs.len());
     assert!(rows.iter().all(|r| r[col("backend")] == "kube" && r[col("metrics_source")] == "metrics-server"));
     assert_eq!(rows[0][col("current_replicas")], "3");
     assert_eq!(rows[0][col("applied_by")], "hpa_sim");
@@ -602,7 +612,7 @@ async fn real_cluster() {
     s.cluster.namespace = namespace;
     let c =
         KubeCluster::with_client(client, s, target).await.unwrap_or_else(|e| panic!("the cluster is unusable: {e}"));
-    let original = c.original_hpa().cloned();
+    let original = c.original_hpa();
 
     let dep = c.deployment().await.expect("deployment");
     let pods = c.pods().await.expect("pods");

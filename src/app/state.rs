@@ -143,6 +143,8 @@ pub enum Popup {
     /// The keys, scrolled down by that many lines.
     Help(usize),
     ConfirmMode(Mode),
+    /// Put back the HPA an earlier run removed and never restored (what was found).
+    ConfirmRestore(String),
     ConfirmQuit {
         running: usize,
     },
@@ -156,6 +158,7 @@ impl std::fmt::Debug for Popup {
         let name = match self {
             Popup::Help(_) => "Help",
             Popup::ConfirmMode(_) => "ConfirmMode",
+            Popup::ConfirmRestore(_) => "ConfirmRestore",
             Popup::ConfirmQuit { .. } => "ConfirmQuit",
             Popup::Form(_) => "Form",
             Popup::Export(_) => "Export",
@@ -210,6 +213,8 @@ pub struct AppState {
     pub driver: String,
     /// Quit requested at this wall time; the engine is shutting down.
     pub quitting: Option<f64>,
+    /// An HPA an earlier run removed and never put back (the engine's notice), until restored.
+    pub saved_hpa: Option<String>,
     pub finished: Option<Finished>,
     /// The engine task ended without `Finished` (a panic or an error).
     pub engine_error: Option<String>,
@@ -261,6 +266,7 @@ impl AppState {
             prompt_template: PromptTemplate::default(),
             driver: cfg_driver,
             quitting: None,
+            saved_hpa: None,
             finished: None,
             engine_error: None,
             dirty: true,

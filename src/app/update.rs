@@ -350,6 +350,17 @@ fn on_popup_key(state: &mut AppState, k: KeyEvent) -> Vec<Command> {
                 Vec::new()
             }
         }
+        Popup::ConfirmRestore(notice) => {
+            if is_yes(&k) {
+                state.toast("putting the saved HPA back…", false);
+                vec![Command::Engine(EngineCommand::RestoreSavedHpa)]
+            } else {
+                if !is_no(state, &k) {
+                    state.popup = Some(Popup::ConfirmRestore(notice));
+                }
+                Vec::new()
+            }
+        }
         Popup::ConfirmQuit { running } => {
             if is_yes(&k) {
                 begin_quit(state)
@@ -472,6 +483,16 @@ fn on_engine(state: &mut AppState, e: EngineEvent) -> Vec<Command> {
                 && let Some((_, to)) = ev.detail.rsplit_once("-> ")
             {
                 state.driver = to.trim().to_string();
+            }
+            if ev.kind == "hpa_saved" {
+                state.saved_hpa = Some(ev.detail.clone());
+                // Offered when it can be put back (not while another run holds it aside).
+                if state.popup.is_none() && !ev.detail.contains(" is set aside by ") {
+                    state.popup = Some(Popup::ConfirmRestore(ev.detail.clone()));
+                }
+            }
+            if ev.kind == "restore" && ev.detail.contains("saved copies are removed") {
+                state.saved_hpa = None;
             }
             state.push_event(ev.elapsed_s, &ev.kind, &ev.detail);
             if matches!(ev.kind.as_str(), "error" | "task_failed") {

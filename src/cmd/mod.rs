@@ -2,6 +2,7 @@
 //! `scaletui calibrate`.
 pub mod calibrate;
 pub mod load;
+pub mod restore;
 pub mod stress;
 
 use std::sync::Arc;

@@ -99,6 +99,7 @@ pub struct Guardrails {
 }
 
 /// The mode table of PRODUCT.md §2 as a pure function.
+#[allow(clippy::too_many_arguments)]
 pub fn decide_apply(
     mode: Mode,
     dep: Option<&DeploymentState>,
@@ -434,6 +435,19 @@ impl Experiment {
             self.event("error", format!("read-only: {mode} needs to delete the HPA and scale; staying in {stay}"));
             return;
         }
+        if mode == Mode::AiScaler
+            && (from != Mode::AiScaler || origin == "start")
+            && let Err(e) = self.cluster.take_control().await
+        {
+            // Another scaletui drives this deployment: stay out of its way.
+            let stay = if origin == "start" { Mode::Comparison } else { from };
+            self.mode = stay;
+            self.event("error", format!("{e}; staying in {stay}"));
+            return;
+        }
+        if from == Mode::AiScaler && mode != Mode::AiScaler {
+            self.cluster.release_control().await;
+        }
         self.mode = mode;
         if origin == "start" {
             self.event("mode_switch", format!("start in {mode}"));
@@ -475,6 +489,16 @@ impl Experiment {
                 scenario_name.as_deref().unwrap_or("-"),
             ),
         );
+        if let Some(notice) = self.cluster.saved_hpa_notice() {
+            if self.cfg.cluster.restore_hpa {
+                match self.cluster.restore_saved_hpa().await {
+                    Ok(line) => self.event("restore", line),
+                    Err(e) => self.event("error", format!("--restore-hpa: {e}")),
+                }
+            } else {
+                self.event("hpa_saved", notice);
+            }
+        }
         let initial = self.mode;
         self.set_mode(initial, "start").await;
         self.load_history().await;
@@ -583,6 +607,10 @@ impl Experiment {
     async fn handle(&mut self, cmd: EngineCommand) {
         match cmd {
             EngineCommand::SetMode(m) => self.set_mode(m, "key").await,
+            EngineCommand::RestoreSavedHpa => match self.cluster.restore_saved_hpa().await {
+                Ok(line) => self.event("restore", line),
+                Err(e) => self.event("error", format!("cannot put the saved HPA back: {e}")),
+            },
             EngineCommand::StartStress(p) => self.start_stress(p, "key").await,
             EngineCommand::StopTask(id) if self.loads.has(id) => {
                 if let Some(status) = self.loads.stop(id) {

@@ -107,5 +107,7 @@ pub enum EngineCommand {
     /// Replace the advisor's prompt template for the rest of the run.
     SetPromptTemplate(PromptTemplate),
     SetDriver(String),
+    /// Put back the HPA an earlier run removed and never restored.
+    RestoreSavedHpa,
     Shutdown,
 }

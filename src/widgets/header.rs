@@ -101,6 +101,10 @@ pub fn render(area: Rect, buf: &mut Buffer, state: &AppState) {
             l1.push(Span::raw(" "));
             l1.push(Span::styled(" READ-ONLY ", p.badge("warning")));
         }
+        if state.saved_hpa.is_some() {
+            l1.push(Span::raw(" "));
+            l1.push(Span::styled(" HPA NOT RESTORED ", p.badge("error")));
+        }
         if info.limits_off && state.mode == Mode::AiScaler {
             l1.push(Span::raw(" "));
             l1.push(Span::styled(" NO LIMITS ", p.badge("warning")));

@@ -18,7 +18,9 @@ use crate::engine::types::Mode;
 pub fn hints(popup: &Popup) -> Vec<(&'static str, &'static str)> {
     match popup {
         Popup::Help(_) => vec![("Up/Down/PgUp/PgDn", "scroll"), ("Esc", "close")],
-        Popup::ConfirmMode(_) | Popup::ConfirmQuit { .. } => vec![("y", "yes"), ("n/Esc", "no")],
+        Popup::ConfirmMode(_) | Popup::ConfirmRestore(_) | Popup::ConfirmQuit { .. } => {
+            vec![("y", "yes"), ("n/Esc", "no")]
+        }
         Popup::Form(_) => vec![("Enter", "launch"), ("Tab/Up/Down", "field"), ("Esc", "cancel")],
         Popup::Export(_) => vec![("Enter", "export"), ("Esc", "cancel")],
         Popup::Prompt(_) => {
@@ -82,6 +84,7 @@ pub fn render(area: Rect, buf: &mut Buffer, state: &AppState) {
     match popup {
         Popup::Help(scroll) => help(area, buf, state, *scroll),
         Popup::ConfirmMode(mode) => confirm_mode(area, buf, state, *mode),
+        Popup::ConfirmRestore(notice) => confirm_restore(area, buf, state, notice),
         Popup::ConfirmQuit { running } => {
             let r = centered(area, 66, 7);
             let inner = frame(r, buf, "Quit?", p);
@@ -143,6 +146,21 @@ fn confirm_mode(area: Rect, buf: &mut Buffer, state: &AppState, mode: Mode) {
     say(buf, inner, &mut y, "It is re-created when scaletui exits.", p.text());
     y += 1;
     put(buf, inner, &mut y, yes_no(p, "switch", "cancel"));
+}
+
+fn confirm_restore(area: Rect, buf: &mut Buffer, state: &AppState, notice: &str) {
+    let p = state.palette();
+    let width = 76.min(area.width);
+    let lines = crate::widgets::text::wrap(notice, width.saturating_sub(4) as usize);
+    let r = centered(area, width, (lines.len() as u16).saturating_add(6));
+    let inner = frame(r, buf, "Put the HPA back?", p);
+    let mut y = inner.y;
+    for l in lines {
+        say(buf, inner, &mut y, l, p.warning());
+    }
+    y += 1;
+    say(buf, inner, &mut y, "Restore it now, as it was saved?", p.text());
+    put(buf, inner, &mut y, yes_no(p, "restore", "not now"));
 }
 
 /// One line of the help: a group title, or a key's description (the keys on its first line).

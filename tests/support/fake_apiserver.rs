@@ -22,7 +22,7 @@
 //! shipped in the binary.
 #![allow(dead_code)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -135,6 +135,10 @@ pub struct FakeState {
     replicas: i32,
     pods: Vec<FakePod>,
     hpa: Option<Value>,
+    /// ConfigMaps and Leases by (resource, name).
+    objects: BTreeMap<(String, String), Value>,
+    /// While set, every request is answered 503 (the API server unreachable behind its LB).
+    down: bool,
     next_rv: u64,
     next_pod: u64,
     requests: Vec<Recorded>,
@@ -222,6 +226,8 @@ impl FakeApiServer {
                 opts,
                 pods: Vec::new(),
                 hpa,
+                objects: BTreeMap::new(),
+                down: false,
                 next_rv: 101,
                 next_pod: 1,
                 requests: Vec::new(),
@@ -279,6 +285,16 @@ impl FakeApiServer {
 
     pub fn replicas(&self) -> i32 {
         self.state().replicas
+    }
+
+    /// A ConfigMap or Lease (`resource` "configmaps" or "leases") by name.
+    pub fn object(&self, resource: &str, name: &str) -> Option<Value> {
+        self.state().objects.get(&(resource.to_string(), name.to_string())).cloned()
+    }
+
+    /// Take the API server down (every request answered 503) or bring it back.
+    pub fn set_down(&self, down: bool) {
+        self.state().down = down;
     }
 
     pub fn pod_names(&self) -> Vec<String> {
@@ -537,6 +553,10 @@ async fn handle(State(shared): State<Arc<Shared>>, mut req: Request) -> Response
         });
     };
 
+    if lock(&shared.state).down {
+        record(503);
+        return reply(503, status(503, "ServiceUnavailable", "the server is currently unable to handle the request"));
+    }
     let token = lock(&shared.state).opts.token.clone();
     if auth != format!("Bearer {token}") {
         record(401);
@@ -654,6 +674,12 @@ async fn handle(State(shared): State<Arc<Shared>>, mut req: Request) -> Response
         (m, ["apis", "autoscaling", "v2", "namespaces", n, "horizontalpodautoscalers", rest @ ..]) if *n == ns => {
             hpa_request(&shared, m, rest, &body, &hpa_name)
         }
+        (m, ["api", "v1", "namespaces", n, "configmaps", rest @ ..]) if *n == ns => {
+            object_request(&shared, "configmaps", m, rest, &body)
+        }
+        (m, ["apis", "coordination.k8s.io", "v1", "namespaces", n, "leases", rest @ ..]) if *n == ns => {
+            object_request(&shared, "leases", m, rest, &body)
+        }
         ("GET", ["api", "v1", "namespaces", n, "pods", pod, sub @ ("exec" | "portforward")]) if *n == ns => {
             let (Some(upgrade), Some(key)) = (on_upgrade, ws_key) else {
                 record(400);
@@ -672,6 +698,56 @@ async fn handle(State(shared): State<Arc<Shared>>, mut req: Request) -> Response
     };
     record(code);
     reply(code, resp)
+}
+
+/// GET, POST, PUT (with the resourceVersion check) and DELETE of a plain object.
+fn object_request(shared: &Arc<Shared>, resource: &str, method: &str, rest: &[&str], body: &Value) -> (u16, Value) {
+    let mut s = lock(&shared.state);
+    let not_found = |n: &str| (404, status(404, "NotFound", &format!("{resource} \"{n}\" not found")));
+    let key = |n: &str| (resource.to_string(), n.to_string());
+    match (method, rest) {
+        ("GET", [n]) => s.objects.get(&key(n)).cloned().map_or_else(|| not_found(n), |o| (200, o)),
+        ("POST", []) => {
+            let Some(n) = body["metadata"]["name"].as_str() else {
+                return (422, status(422, "Invalid", "metadata.name: Required value"));
+            };
+            if s.objects.contains_key(&key(n)) {
+                return (409, status(409, "AlreadyExists", &format!("{resource} \"{n}\" already exists")));
+            }
+            let mut o = body.clone();
+            s.next_rv += 1;
+            o["metadata"]["uid"] = json!(format!("{resource}-uid-{}", s.next_rv));
+            o["metadata"]["resourceVersion"] = json!(s.next_rv.to_string());
+            o["metadata"]["creationTimestamp"] = json!(ts(jiff::Timestamp::now()));
+            s.objects.insert(key(n), o.clone());
+            (201, o)
+        }
+        ("PUT", [n]) => {
+            let Some(cur) = s.objects.get(&key(n)).cloned() else { return not_found(n) };
+            if body["metadata"]["resourceVersion"] != cur["metadata"]["resourceVersion"] {
+                return (
+                    409,
+                    status(
+                        409,
+                        "Conflict",
+                        &format!("Operation cannot be fulfilled on {resource} \"{n}\": the object has been modified"),
+                    ),
+                );
+            }
+            let mut o = body.clone();
+            s.next_rv += 1;
+            o["metadata"]["uid"] = cur["metadata"]["uid"].clone();
+            o["metadata"]["creationTimestamp"] = cur["metadata"]["creationTimestamp"].clone();
+            o["metadata"]["resourceVersion"] = json!(s.next_rv.to_string());
+            s.objects.insert(key(n), o.clone());
+            (200, o)
+        }
+        ("DELETE", [n]) => match s.objects.remove(&key(n)) {
+            Some(_) => (200, json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})),
+            None => not_found(n),
+        },
+        _ => (405, status(405, "MethodNotAllowed", "not supported by the fake")),
+    }
 }
 
 fn hpa_request(shared: &Arc<Shared>, method: &str, rest: &[&str], body: &Value, name: &str) -> (u16, Value) {

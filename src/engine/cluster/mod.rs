@@ -86,4 +86,24 @@ pub trait Cluster: Send + Sync {
     /// Undo what this backend changed (HPA deleted or replaced, stressors left); returns a line
     /// per action taken.
     async fn restore(&self) -> ClusterResult<Vec<String>>;
+
+    /// An HPA that an earlier run saved and removed and never put back, found at start (what it
+    /// was and what to do), or why the check could not be made.
+    fn saved_hpa_notice(&self) -> Option<String> {
+        None
+    }
+
+    /// Put that HPA back and remove its saved copies; returns what was done.
+    async fn restore_saved_hpa(&self) -> ClusterResult<String> {
+        Err(ClusterError::Unsupported("no HPA was saved by an earlier run".into()))
+    }
+
+    /// Take control of the deployment for `ai_scaler` (a lease on a real cluster), or say who
+    /// holds it.
+    async fn take_control(&self) -> ClusterResult<()> {
+        Ok(())
+    }
+
+    /// Give control up (leaving `ai_scaler`, at exit).
+    async fn release_control(&self) {}
 }

@@ -45,6 +45,16 @@ pub const CREATE_HPA: Op = op("create", "autoscaling", HPAS, "create the HPA (hp
 pub const UPDATE_HPA: Op = op("update", "autoscaling", HPAS, "update the HPA (hpa_only, restore on exit)");
 pub const DELETE_HPA: Op = op("delete", "autoscaling", HPAS, "delete the HPA (ai_scaler)");
 pub const LIST_POD_METRICS: Op = op("list", "metrics.k8s.io", "pods", "read pod metrics (--metrics metrics-server)");
+pub const GET_SAVED: Op = op("get", "", "configmaps", "read the saved copy of a removed HPA");
+pub const CREATE_SAVED: Op = op("create", "", "configmaps", "save the HPA before ai_scaler removes it");
+pub const UPDATE_SAVED: Op = op("update", "", "configmaps", "save the HPA before ai_scaler removes it");
+pub const DELETE_SAVED: Op = op("delete", "", "configmaps", "remove the saved copy once the HPA is back");
+const LEASES: &str = "leases";
+const COORDINATION: &str = "coordination.k8s.io";
+pub const GET_LEASE: Op = op("get", COORDINATION, LEASES, "see who holds ai_scaler's lease");
+pub const CREATE_LEASE: Op = op("create", COORDINATION, LEASES, "hold ai_scaler's lease");
+pub const UPDATE_LEASE: Op = op("update", COORDINATION, LEASES, "renew ai_scaler's lease");
+pub const DELETE_LEASE: Op = op("delete", COORDINATION, LEASES, "give ai_scaler's lease up");
 /// WebSocket exec: API servers from 1.30 check `create`, older ones `get`; both are granted.
 pub const EXEC: [Op; 2] = [
     op("create", "", "pods/exec", "run the stressors in the pods"),
@@ -56,7 +66,7 @@ pub const PORTFORWARD: [Op; 2] = [
 ];
 
 /// Everything the backend can ask of the API server.
-pub const ALL_OPS: [Op; 12] = [
+pub const ALL_OPS: [Op; 20] = [
     GET_DEPLOYMENT,
     PATCH_SCALE,
     LIST_PODS,
@@ -69,15 +79,24 @@ pub const ALL_OPS: [Op; 12] = [
     EXEC[1],
     PORTFORWARD[0],
     PORTFORWARD[1],
+    GET_SAVED,
+    CREATE_SAVED,
+    UPDATE_SAVED,
+    DELETE_SAVED,
+    GET_LEASE,
+    CREATE_LEASE,
+    UPDATE_LEASE,
+    DELETE_LEASE,
 ];
 
 /// What a run may ask of the API server, to check up front: the reads always, the writes unless
 /// read-only, pod metrics with the metrics-server source. Exec and port-forward as API servers
 /// from 1.30 check them (`create`).
 pub fn needed(read_only: bool, metrics_server: bool) -> Vec<Op> {
-    let mut ops = vec![GET_DEPLOYMENT, LIST_PODS, GET_HPA];
+    let mut ops = vec![GET_DEPLOYMENT, LIST_PODS, GET_HPA, GET_SAVED, GET_LEASE];
     if !read_only {
         ops.extend([PATCH_SCALE, CREATE_HPA, UPDATE_HPA, DELETE_HPA, EXEC[0], PORTFORWARD[0]]);
+        ops.extend([CREATE_SAVED, UPDATE_SAVED, DELETE_SAVED, CREATE_LEASE, UPDATE_LEASE, DELETE_LEASE]);
     }
     if metrics_server {
         ops.push(LIST_POD_METRICS);

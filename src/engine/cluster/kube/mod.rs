@@ -25,7 +25,8 @@ use async_trait::async_trait;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, ObjectMeta, Patch, PatchParams, PostParams,
 };
@@ -43,6 +44,7 @@ pub mod errors;
 pub mod exec;
 pub mod forward;
 pub mod metrics_api;
+pub mod safety;
 pub mod stress;
 
 use access::Op;
@@ -65,6 +67,8 @@ pub struct KubeSettings {
     pub max_replicas: i32,
     /// Each API request is abandoned after this long.
     pub request_timeout: Duration,
+    /// Where the local copy of a removed HPA goes (`None`: the cluster's copy only).
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 impl KubeSettings {
@@ -74,13 +78,15 @@ impl KubeSettings {
             min_replicas: cfg.scaling.min_replicas,
             max_replicas: cfg.scaling.max_replicas,
             request_timeout: Duration::from_secs(10),
+            state_dir: safety::default_state_dir(),
         }
     }
 }
 
 impl Default for KubeSettings {
+    /// The defaults without a local state folder.
     fn default() -> Self {
-        Self::from_config(&Config::default())
+        Self { state_dir: None, ..Self::from_config(&Config::default()) }
     }
 }
 
@@ -93,8 +99,9 @@ struct Touched {
 
 /// The state at start.
 struct Original {
-    /// The whole HPA object as the API server returned it.
-    hpa: Option<DynamicObject>,
+    /// The whole HPA object as the API server returned it (or as an earlier run saved it, once
+    /// put back).
+    hpa: Mutex<Option<DynamicObject>>,
     replicas: i32,
 }
 
@@ -111,6 +118,14 @@ struct Inner {
     selector: Mutex<String>,
     original: Original,
     touched: Mutex<Touched>,
+    configmaps: Api<ConfigMap>,
+    leases: Api<Lease>,
+    deployment_uid: Mutex<Option<String>>,
+    /// An HPA an earlier run removed and never put back, found at start.
+    saved: Mutex<Option<safety::SavedHpa>>,
+    saved_notice: Mutex<Option<String>>,
+    /// `ai_scaler`'s lease while held.
+    lease: Mutex<Option<safety::HeldLease>>,
     stress: Mutex<BTreeMap<u64, stress::Running>>,
     next_id: AtomicU64,
 }
@@ -211,11 +226,17 @@ impl KubeCluster {
             pods: Api::namespaced(client.clone(), &ns),
             hpas: Api::namespaced(client.clone(), &ns),
             hpas_raw: Api::namespaced_with(client.clone(), &ns, &hpa_resource),
+            configmaps: Api::namespaced(client.clone(), &ns),
+            leases: Api::namespaced(client.clone(), &ns),
+            deployment_uid: Mutex::new(None),
+            saved: Mutex::new(None),
+            saved_notice: Mutex::new(None),
+            lease: Mutex::new(None),
             metrics: Api::namespaced(client, &ns),
             exec,
             tunnel,
             selector: Mutex::new(String::new()),
-            original: Original { hpa: None, replicas: 0 },
+            original: Original { hpa: Mutex::new(None), replicas: 0 },
             touched: Mutex::new(Touched::default()),
             stress: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
@@ -232,7 +253,12 @@ impl KubeCluster {
         })?;
         inner.original.replicas = d.spec.replicas.unwrap_or(1);
         let name = inner.s.cluster.hpa_name.clone();
-        inner.original.hpa = inner.raw(&access::GET_HPA, &name, inner.hpas_raw.get_opt(&name)).await?;
+        let hpa = inner.raw(&access::GET_HPA, &name, inner.hpas_raw.get_opt(&name)).await?;
+        let missing = hpa.is_none();
+        *lock(&inner.original.hpa) = hpa;
+        if missing {
+            inner.check_saved().await;
+        }
         Ok(Self { inner: Arc::new(inner), forward: tokio::sync::OnceCell::new() })
     }
 
@@ -280,8 +306,8 @@ impl KubeCluster {
     }
 
     /// The HPA as it was at start (the whole object), if there was one.
-    pub fn original_hpa(&self) -> Option<&DynamicObject> {
-        self.inner.original.hpa.as_ref()
+    pub fn original_hpa(&self) -> Option<DynamicObject> {
+        lock(&self.inner.original.hpa).clone()
     }
 
     /// The forwarder's figures, once [`Cluster::load_target`] started it.
@@ -319,6 +345,9 @@ impl Inner {
     async fn get_deployment(&self) -> ClusterResult<Deployment> {
         let name = &self.s.cluster.deployment;
         let d = self.raw(&access::GET_DEPLOYMENT, name, self.deployments.get(name)).await?;
+        if let Some(uid) = &d.metadata.uid {
+            *lock(&self.deployment_uid) = Some(uid.clone());
+        }
         let sel = convert::selector_string(&d.spec.selector).map_err(|e| {
             ClusterError::Unsupported(format!(
                 "deployment {name}: {e}; scaletui only acts on the deployment's own pods"
@@ -390,24 +419,61 @@ impl Inner {
         )))
     }
 
+    /// At start, with no HPA: is there a copy an earlier run saved before removing it?
+    async fn check_saved(&self) {
+        let c = &self.s.cluster;
+        let notice = match self.find_saved().await {
+            Ok(None) => None,
+            Ok(Some((saved, found))) => {
+                let held = self.lease_holder().await.ok().flatten();
+                let notice = match held {
+                    Some((holder, since)) => format!(
+                        "the HPA {} is set aside by {holder}, running ai_scaler on {} since {since}; it is put back \
+                         when that run stops",
+                        c.hpa_name, c.deployment
+                    ),
+                    None => format!(
+                        "the HPA {} was {} (ai_scaler) and never put back: {} has no autoscaling now. Restore it \
+                         with --restore-hpa, `scaletui restore --backend kube --namespace {} --deployment {}`, or the \
+                         dashboard's prompt{}",
+                        c.hpa_name,
+                        saved.describe(),
+                        c.deployment,
+                        c.namespace,
+                        c.deployment,
+                        if found == safety::Found::Local { " (copy from this machine's state folder)" } else { "" }
+                    ),
+                };
+                *lock(&self.saved) = Some(saved);
+                Some(notice)
+            }
+            Err(e) => Some(format!("cannot check for a saved copy of the HPA {}: {e}", c.hpa_name)),
+        };
+        *lock(&self.saved_notice) = notice;
+    }
+
+    /// [`Self::restore_hpa`], retried every 2 s for `restore_retry_s` while the API server does not
+    /// answer (or answers 5xx).
+    async fn restore_hpa_retrying(&self, orig: &DynamicObject) -> ClusterResult<String> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(u64::from(self.s.cluster.restore_retry_s));
+        loop {
+            match self.restore_hpa(orig).await {
+                Err(e @ (ClusterError::Unreachable(_) | ClusterError::Other(_)))
+                    if tokio::time::Instant::now() + Duration::from_secs(2) < deadline =>
+                {
+                    tracing::warn!("restoring the HPA: {e}; retrying");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Put the original HPA object back (create, or replace what is there).
     async fn restore_hpa(&self, orig: &DynamicObject) -> ClusterResult<String> {
         let name = &self.s.cluster.hpa_name;
         let pp = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..PostParams::default() };
-        let clean = |rv: Option<String>| DynamicObject {
-            types: orig.types.clone(),
-            metadata: ObjectMeta {
-                name: orig.metadata.name.clone(),
-                namespace: orig.metadata.namespace.clone(),
-                labels: orig.metadata.labels.clone(),
-                annotations: orig.metadata.annotations.clone(),
-                owner_references: orig.metadata.owner_references.clone(),
-                finalizers: orig.metadata.finalizers.clone(),
-                resource_version: rv,
-                ..ObjectMeta::default()
-            },
-            data: serde_json::json!({"spec": orig.data.get("spec").cloned().unwrap_or_default()}),
-        };
+        let clean = |rv: Option<String>| safety::clean_hpa(orig, rv);
         let mut last = None;
         for _ in 0..CONFLICT_ATTEMPTS {
             let current = self.raw(&access::GET_HPA, name, self.hpas_raw.get_opt(name)).await?;
@@ -521,6 +587,13 @@ impl Cluster for KubeCluster {
                 Some(_) => Err(ClusterError::ReadOnly(format!("delete the HPA {name}"))),
             };
         }
+        // Saved first, in the cluster and locally, so that a crash cannot lose it.
+        let Some(current) = i.raw(&access::GET_HPA, name, i.hpas_raw.get_opt(name)).await? else {
+            return Ok(false);
+        };
+        i.save_hpa(&current).await.map_err(|e| {
+            ClusterError::Other(format!("not removing the HPA {name}: its copy could not be saved first: {e}"))
+        })?;
         match i.raw_result(&access::DELETE_HPA, i.hpas.delete(name, &DeleteParams::default())).await? {
             Ok(_) => {
                 lock(&i.touched).hpa = true;
@@ -611,15 +684,35 @@ impl Cluster for KubeCluster {
         }
         let touched = *lock(&i.touched);
         if i.s.cluster.read_only || (!touched.hpa && !touched.scaled) {
+            self.release_control().await;
             return finish(done, failures);
         }
         let name = &i.s.cluster.hpa_name;
         if touched.hpa {
-            match &i.original.hpa {
-                Some(orig) => match i.restore_hpa(orig).await {
-                    Ok(line) if line.is_empty() => {}
-                    Ok(line) => done.push(line),
-                    Err(e) => failures.push(format!("HPA {name}: {e}")),
+            let original = lock(&i.original.hpa).clone();
+            match &original {
+                Some(orig) => match i.restore_hpa_retrying(orig).await {
+                    Ok(line) => {
+                        if !line.is_empty() {
+                            done.push(line);
+                        }
+                        if let Err(e) = i.forget_saved().await {
+                            failures.push(format!("the saved copy of the HPA {name}: {e}"));
+                        }
+                    }
+                    Err(e) => failures.push(format!(
+                        "the HPA {name} is NOT restored ({e}); its copy is kept in ConfigMap {}{}: put it back \
+                         with `scaletui restore --backend kube{} --namespace {} --deployment {}`",
+                        safety::configmap_name(&i.s.cluster.deployment),
+                        i.local_copy().map(|p| format!(" and {}", p.display())).unwrap_or_default(),
+                        if i.s.cluster.context.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" --context {}", i.s.cluster.context)
+                        },
+                        i.s.cluster.namespace,
+                        i.s.cluster.deployment
+                    )),
                 },
                 None => match i.raw(&access::GET_HPA, name, i.hpas_raw.get_opt(name)).await {
                     Ok(Some(cur))
@@ -641,14 +734,65 @@ impl Cluster for KubeCluster {
                 },
             }
         }
-        if touched.scaled && i.original.hpa.is_none() {
+        if touched.scaled && lock(&i.original.hpa).is_none() {
             let to = i.original.replicas;
             match i.patch_replicas(to).await {
                 Ok(()) => done.push(format!("scaled {} back to {to} replicas as at start", i.s.cluster.deployment)),
                 Err(e) => failures.push(format!("scale back to {to}: {e}")),
             }
         }
+        // After the HPA is back: another instance may take over from here.
+        self.release_control().await;
         finish(done, failures)
+    }
+
+    fn saved_hpa_notice(&self) -> Option<String> {
+        lock(&self.inner.saved_notice).clone()
+    }
+
+    async fn restore_saved_hpa(&self) -> ClusterResult<String> {
+        let i = &self.inner;
+        i.refuse("put back the saved HPA")?;
+        let Some(saved) = lock(&i.saved).clone() else {
+            return Err(ClusterError::Unsupported(format!(
+                "no saved copy of the HPA {} was found for {}",
+                i.s.cluster.hpa_name, i.s.cluster.deployment
+            )));
+        };
+        if let Some((holder, since)) = i.lease_holder().await? {
+            return Err(ClusterError::Conflict(format!(
+                "{holder} runs ai_scaler on {} since {since} and put the HPA aside; it restores it when it stops",
+                i.s.cluster.deployment
+            )));
+        }
+        let line = i.restore_hpa_retrying(&saved.hpa).await?;
+        *lock(&i.original.hpa) = Some(saved.hpa.clone());
+        i.forget_saved().await?;
+        *lock(&i.saved) = None;
+        *lock(&i.saved_notice) = None;
+        let what = if line.is_empty() { "found the HPA already as saved".to_string() } else { line };
+        Ok(format!("{what} (it was {}); the saved copies are removed", saved.describe()))
+    }
+
+    async fn take_control(&self) -> ClusterResult<()> {
+        let i = &self.inner;
+        if lock(&i.lease).is_some() {
+            return Ok(());
+        }
+        i.refuse("take the ai_scaler lease")?;
+        i.acquire_lease().await?;
+        *lock(&i.lease) = Some(safety::keep_renewing(self.inner.clone()));
+        Ok(())
+    }
+
+    async fn release_control(&self) {
+        let held = lock(&self.inner.lease).take();
+        if let Some(h) = held {
+            drop(h);
+            if let Err(e) = self.inner.release_lease().await {
+                tracing::warn!("releasing the lease: {e}");
+            }
+        }
     }
 }
 

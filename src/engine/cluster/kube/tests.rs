@@ -22,6 +22,8 @@ const HPA: &str = "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscal
 const HPAS: &str = "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers";
 const PODS: &str = "/api/v1/namespaces/default/pods";
 const METRICS: &str = "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods";
+const CMS: &str = "/api/v1/namespaces/default/configmaps";
+const SAVED: &str = "/api/v1/namespaces/default/configmaps/scaletui-saved-hpa-webapp";
 
 /// The defaults (namespace default, deployment webapp, HPA webapp-hpa, container nginx) with
 /// max 5 replicas.
@@ -170,7 +172,12 @@ async fn started(s: KubeSettings, hpa: Option<Value>) -> (KubeCluster, H) {
         match hpa {
             Some(v) => s.respond(200, v),
             None => {
-                s.respond(404, status(404, "NotFound", "horizontalpodautoscalers.autoscaling \"webapp-hpa\" not found"))
+                s.respond(
+                    404,
+                    status(404, "NotFound", "horizontalpodautoscalers.autoscaling \"webapp-hpa\" not found"),
+                );
+                // No HPA: is there a copy an earlier run saved before removing it?
+                next(&mut h, "GET", SAVED).await.respond(404, status(404, "NotFound", "configmaps not found"));
             }
         }
         h
@@ -320,10 +327,23 @@ async fn conflicts_that_do_not_stop_are_reported() {
 async fn delete_then_restore_puts_the_original_object_back() {
     let (c, mut h) = started(settings(), Some(their_hpa())).await;
     let server = async {
+        // Saved first: the object as it is, in a ConfigMap owned by the deployment.
+        next(&mut h, "GET", HPA).await.respond(200, their_hpa());
+        next(&mut h, "GET", SAVED).await.respond(404, status(404, "NotFound", "not found"));
+        let s = next(&mut h, "POST", CMS).await;
+        assert_eq!(s.body["metadata"]["name"], "scaletui-saved-hpa-webapp");
+        assert_eq!(s.body["metadata"]["ownerReferences"][0]["kind"], "Deployment");
+        let saved: Value =
+            serde_json::from_str(s.body["data"]["saved-hpa.json"].as_str().expect("saved copy")).expect("json");
+        assert_eq!(saved["hpa"]["spec"], their_hpa()["spec"]);
+        assert_eq!(saved["hpa"]["metadata"]["labels"], their_hpa()["metadata"]["labels"]);
+        assert!(saved["hpa"]["metadata"].get("resourceVersion").is_none());
+        let body = s.body.clone();
+        s.respond(201, body);
         let s = next(&mut h, "DELETE", HPA).await;
         s.respond(200, json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                               "details": {"name": "webapp-hpa", "group": "autoscaling", "kind": "horizontalpodautoscalers", "uid": "h-1"}}));
-        next(&mut h, "DELETE", HPA).await.respond(404, status(404, "NotFound", "not found"));
+        next(&mut h, "GET", HPA).await.respond(404, status(404, "NotFound", "not found"));
         // restore: it is gone, so the original is created again.
         next(&mut h, "GET", HPA).await.respond(404, status(404, "NotFound", "not found"));
         let s = next(&mut h, "POST", HPAS).await;
@@ -341,6 +361,10 @@ async fn delete_then_restore_puts_the_original_object_back() {
         );
         let body = s.body.clone();
         s.respond(201, body);
+        // Back: the saved copy goes.
+        next(&mut h, "DELETE", SAVED)
+            .await
+            .respond(200, json!({"kind": "Status", "status": "Success", "metadata": {}}));
     };
     let (r, ()) = tokio::join!(async { (c.delete_hpa().await, c.delete_hpa().await, c.restore().await) }, server);
     assert!(r.0.expect("deleted"));
@@ -366,6 +390,7 @@ async fn restore_replaces_a_changed_hpa_and_removes_one_it_created() {
         assert_eq!(s.body["metadata"]["resourceVersion"], "2002");
         let body = s.body.clone();
         s.respond(200, body);
+        next(&mut h, "DELETE", SAVED).await.respond(404, status(404, "NotFound", "not found"));
     };
     let (r, ()) = tokio::join!(async { (c.ensure_hpa(&want).await, c.restore().await) }, server);
     assert_eq!(r.0.expect("replaced"), HpaChange::Replaced);
@@ -446,7 +471,7 @@ async fn errors_say_what_to_do() {
             .await
             .respond(500, status(500, "InternalError", "Internal error occurred: etcdserver: request timed out"));
         // Not JSON at all (a proxy in between).
-        let s = next(&mut h, "DELETE", HPA).await;
+        let s = next(&mut h, "GET", HPA).await;
         s.send.send_response(
             Response::builder().status(502).body(Body::from(b"<html>Bad Gateway</html>".to_vec())).expect("resp"),
         );
