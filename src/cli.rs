@@ -146,7 +146,7 @@ pub enum Command {
     Load(Box<LoadArgs>),
     /// Put back the HPA that an ai_scaler run removed and never restored (killed, the API server
     /// gone at exit), from the cluster's saved copy or this machine's; with --backend kube.
-    Restore,
+    Restore(RestoreArgs),
     /// The CPU and memory stressors alone, on the configured cluster's pods (sim or kube).
     #[command(subcommand, allow_negative_numbers = true)]
     Stress(StressCommand),
@@ -288,6 +288,19 @@ pub enum StressCommand {
 
 fn parse_client(s: &str) -> Result<crate::engine::load::client::ClientKind, String> {
     s.parse()
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RestoreArgs {
+    /// The deployment whose HPA was removed [default: the configured one]
+    #[arg(long)]
+    pub deployment: Option<String>,
+    /// Its namespace [default: the configured one]
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// kubeconfig context [default: the current one]
+    #[arg(long)]
+    pub context: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

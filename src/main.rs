@@ -73,9 +73,9 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
             runtime()?.block_on(scaletui::cmd::calibrate::run(&a))?;
             Ok(ExitCode::SUCCESS)
         }
-        Some(Command::Restore) => {
+        Some(Command::Restore(args)) => {
             let (cfg, _origin) = load_config(&cli.run)?;
-            let code = runtime()?.block_on(scaletui::cmd::restore::run(cfg))?;
+            let code = runtime()?.block_on(scaletui::cmd::restore::run(cfg, &args))?;
             Ok(ExitCode::from(code))
         }
         Some(Command::Stress(what)) => {

@@ -349,6 +349,9 @@ fn prepare(fake: &FakeApiServer, token: &str) -> Run {
     let out = dir.path().join("out");
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home).expect("home");
+    // ./config.toml of the runs: ai_scaler's lease lasts 3 s (15 s by default), so that a
+    // killed holder frees it quickly.
+    std::fs::write(home.join("config.toml"), "[cluster]\nlease_duration_s = 3\n").expect("config");
     Run { out, kubeconfig, home, _dir: dir }
 }
 
@@ -359,6 +362,7 @@ fn scaletui(run: &Run, args: &[&str]) -> tokio::process::Command {
         .args(args)
         .env("KUBECONFIG", &run.kubeconfig)
         .env("HOME", &run.home)
+        .env("SCALETUI_STATE_DIR", run.home.join("state"))
         .env_remove("SCALETUI_CONFIG")
         .current_dir(&run.home)
         .stdout(std::process::Stdio::piped())
@@ -637,4 +641,190 @@ async fn real_cluster() {
     if let (Some(b), Some(o)) = (back, original) {
         assert_eq!(Some(i64::from(b.max_replicas)), o.data["spec"]["maxReplicas"].as_i64());
     }
+}
+
+fn kill9(pid: u32) {
+    let killed = std::process::Command::new("sh").args(["-c", &format!("kill -KILL {pid}")]).status().expect("kill");
+    assert!(killed.success());
+}
+
+fn saved_files(run: &Run) -> Vec<std::path::PathBuf> {
+    match std::fs::read_dir(run.home.join("state").join("saved-hpa")) {
+        Ok(d) => d.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+const SAVED_CM: &str = "scaletui-saved-hpa-webapp";
+
+/// Start ai_scaler, wait until it scaled (the HPA is gone), then kill -9: no restore runs.
+async fn crash_mid_ai_scaler(fake: &FakeApiServer, run: &Run) {
+    let child = scaletui(run, &["--mode", "ai_scaler", "--interval", "1", "--duration", "0"]).spawn().expect("spawn");
+    let pid = child.id().expect("pid");
+    assert!(eventually(30.0, || fake.requests().iter().any(|r| r.method == "PATCH")).await, "it scaled");
+    kill9(pid);
+    let _ = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output()).await.expect("killed");
+    assert!(fake.hpa().is_none(), "killed -9: the HPA stays deleted");
+    assert!(fake.object("configmaps", SAVED_CM).is_some(), "the cluster's copy is there");
+    // Until its lease expires the HPA counts as set aside by a live run; then as abandoned.
+    let out = scaletui(run, &["restore"]).output().await.expect("runs");
+    assert_eq!(out.status.code(), Some(1), "refused while the lease holds");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("set aside by ")) && stdout.contains(&format!("pid {pid}, running ai_scaler")),
+        "{stdout}"
+    );
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+}
+
+/// kill -9 in ai_scaler: the next start (comparison) says so and leaves the cluster alone;
+/// `scaletui restore` puts the HPA back exactly as it was, from this machine's copy or, with an
+/// empty state folder, from the cluster's; no copy is left after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_ai_scaler_run_is_found_at_the_next_start_and_restore_puts_the_hpa_back() {
+    for from_cluster_only in [false, true] {
+        let fake = FakeApiServer::start(FakeOptions::default()).await;
+        let run = prepare(&fake, "fake-token");
+        crash_mid_ai_scaler(&fake, &run).await;
+        assert_eq!(saved_files(&run).len(), 1, "and this machine's copy");
+
+        // The next start, in comparison: a loud line, nothing written.
+        let writes_before = fake.requests().iter().filter(|r| r.method != "GET" && r.method != "POST").count();
+        let out = scaletui(&run, &["--mode", "comparison", "--interval", "1", "--duration", "0.03"])
+            .output()
+            .await
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("hpa_saved: the HPA webapp-hpa was removed by ") && stderr.contains("never put back"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("scaletui restore --namespace default --deployment webapp"), "{stderr}");
+        assert!(fake.hpa().is_none(), "comparison does not restore on its own");
+        let writes_after = fake.requests().iter().filter(|r| r.method != "GET" && r.method != "POST").count();
+        assert_eq!(writes_before, writes_after, "comparison wrote nothing");
+
+        // restore, from another machine (an empty state folder) or this one.
+        let restorer = if from_cluster_only { prepare(&fake, "fake-token") } else { run };
+        let out = scaletui(&restorer, &["restore", "--deployment", "webapp"]).output().await.expect("runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            stdout.contains("re-created the HPA webapp-hpa") && stdout.contains("saved copies are removed"),
+            "{stdout}"
+        );
+        assert_restored(&fake);
+        assert!(fake.object("configmaps", SAVED_CM).is_none(), "no saved copy in the cluster");
+        assert!(saved_files(&restorer).is_empty(), "no saved copy on this machine");
+        // Nothing left to do.
+        let out = scaletui(&restorer, &["restore"]).output().await.expect("runs");
+        assert!(out.status.success());
+        assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to restore"));
+    }
+}
+
+/// `--restore-hpa` puts it back at start, headless.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_hpa_at_start_puts_it_back_before_the_run() {
+    let fake = FakeApiServer::start(FakeOptions::default()).await;
+    let run = prepare(&fake, "fake-token");
+    crash_mid_ai_scaler(&fake, &run).await;
+    let out = scaletui(&run, &["--restore-hpa", "--mode", "comparison", "--interval", "1", "--duration", "0.03"])
+        .output()
+        .await
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("restore: re-created the HPA webapp-hpa"), "{stderr}");
+    assert_restored(&fake);
+    assert!(fake.object("configmaps", SAVED_CM).is_none());
+    assert!(saved_files(&run).is_empty());
+}
+
+/// Two instances: the second is refused ai_scaler while the first holds the lease, and takes it
+/// once the first is killed and its lease (3 s here) has expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_ai_scaler_is_refused_until_the_first_ones_lease_expires() {
+    let fake = FakeApiServer::start(FakeOptions::default()).await;
+    let run = prepare(&fake, "fake-token");
+    let first = scaletui(&run, &["--mode", "ai_scaler", "--interval", "1", "--duration", "0"]).spawn().expect("spawn");
+    let pid = first.id().expect("pid");
+    assert!(eventually(30.0, || fake.requests().iter().any(|r| r.method == "PATCH")).await, "it scaled");
+    let lease = fake.object("leases", "scaletui-webapp").expect("the first holds the lease");
+    let holder = lease["spec"]["holderIdentity"].as_str().expect("holder").to_string();
+    assert!(holder.ends_with(&format!("pid {pid}")), "{holder}");
+    // Renewed while it runs.
+    let renewed = lease["spec"]["renewTime"].clone();
+    assert!(
+        eventually(5.0, || fake.object("leases", "scaletui-webapp").is_some_and(|l| l["spec"]["renewTime"] != renewed))
+            .await,
+        "renewed every second"
+    );
+
+    let other = prepare(&fake, "fake-token");
+    let out = scaletui(&other, &["--mode", "ai_scaler", "--interval", "1", "--duration", "0.03"])
+        .output()
+        .await
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("ai_scaler refused: {holder} holds the lease scaletui-webapp on webapp since "))
+            && stderr.contains("staying in comparison"),
+        "{stderr}"
+    );
+    let (header, rows, _) = csv_rows(&other.out);
+    let col = |n: &str| header.iter().position(|h| h == n).expect(n);
+    assert!(rows.iter().all(|r| r[col("mode")] == "comparison"), "the second only observed");
+    assert!(fake.object("leases", "scaletui-webapp").is_some_and(|l| l["spec"]["holderIdentity"] == holder.as_str()));
+
+    kill9(pid);
+    let _ = tokio::time::timeout(Duration::from_secs(10), first.wait_with_output()).await.expect("killed");
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let third = prepare(&fake, "fake-token");
+    let out = scaletui(&third, &["--mode", "ai_scaler", "--interval", "1", "--duration", "0.03"])
+        .output()
+        .await
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("ai_scaler refused"), "{stderr}");
+    assert!(stderr.contains("start in ai_scaler"), "{stderr}");
+    let (header, rows, _) = csv_rows(&third.out);
+    let col = |n: &str| header.iter().position(|h| h == n).expect(n);
+    assert!(rows.iter().all(|r| r[col("mode")] == "ai_scaler"));
+    // It gave the lease up at exit and put the HPA back (the first's copy was the HPA it found
+    // missing; its own run restores what it found: none, so the saved copy is reported).
+    assert!(fake.object("leases", "scaletui-webapp").is_none(), "released at exit");
+}
+
+/// The API server away for 30 s in the middle of ai_scaler: rows go on with the fault in
+/// cluster_status, and the HPA is restored when it is back, before the run exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_server_away_for_30_s_mid_run_and_the_hpa_is_restored_before_exit() {
+    let fake = FakeApiServer::start(FakeOptions::default()).await;
+    let run = prepare(&fake, "fake-token");
+    let child =
+        scaletui(&run, &["--mode", "ai_scaler", "--interval", "1", "--duration", "0.75"]).spawn().expect("spawn");
+    assert!(eventually(30.0, || fake.requests().iter().any(|r| r.method == "PATCH")).await, "it scaled");
+    fake.set_down(true);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    fake.set_down(false);
+    let out =
+        tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await.expect("exits").expect("out");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_restored(&fake);
+    assert!(fake.object("configmaps", SAVED_CM).is_none());
+    assert!(fake.object("leases", "scaletui-webapp").is_none());
+    let (header, rows, _) = csv_rows(&run.out);
+    let col = |n: &str| header.iter().position(|h| h == n).expect(n);
+    // Requests to an API server answering 503 are retried by the client until scaletui's 10 s
+    // request timeout: a tick then takes a timeout or two, and says so.
+    let statuses: Vec<&String> = rows.iter().map(|r| &r[col("cluster_status")]).collect();
+    let faulty = statuses.iter().filter(|s| s.contains("cannot reach the cluster")).count();
+    assert!(faulty >= 1, "rows went on during the outage, with the fault shown: {statuses:?}");
+    let last_fault = statuses.iter().rposition(|s| *s != "ok").unwrap_or(0);
+    assert!(rows.len() - last_fault > 5, "and after it: {statuses:?}");
 }

@@ -4,15 +4,22 @@
 
 use std::io::Write;
 
+use crate::cli::RestoreArgs;
 use crate::config::{Backend, Config};
 
 /// Returns the process exit code: 0 when the HPA is back or nothing was saved, 1 when a saved
 /// HPA could not be put back.
-pub async fn run(cfg: Config) -> Result<u8, String> {
-    if cfg.cluster.backend != Backend::Kube {
-        return Err(
-            "restore acts on a real cluster: pass --backend kube (and --context, --namespace, --deployment)".into()
-        );
+pub async fn run(mut cfg: Config, args: &RestoreArgs) -> Result<u8, String> {
+    // Only a real cluster has HPAs to put back.
+    cfg.cluster.backend = Backend::Kube;
+    if let Some(d) = &args.deployment {
+        cfg.cluster.deployment = d.clone();
+    }
+    if let Some(n) = &args.namespace {
+        cfg.cluster.namespace = n.clone();
+    }
+    if let Some(c) = &args.context {
+        cfg.cluster.context = c.clone();
     }
     let (cluster, _sim, _clock) = super::cluster(&cfg, false).await?;
     let c = &cfg.cluster;

@@ -773,21 +773,23 @@ impl Experiment {
         self.ticks += 1;
         let info = self.cluster.info();
         let mut cluster_errors = Vec::new();
-        let dep = match self.cluster.deployment().await {
+        // The three reads at once: an API server that does not answer costs one timeout a tick.
+        let (dep, pods, live_hpa) = tokio::join!(self.cluster.deployment(), self.cluster.pods(), self.cluster.hpa());
+        let dep = match dep {
             Ok(d) => Some(d),
             Err(e) => {
                 cluster_errors.push(format!("deployment: {e}"));
                 None
             }
         };
-        let pods = match self.cluster.pods().await {
+        let pods = match pods {
             Ok(p) => p,
             Err(e) => {
                 cluster_errors.push(format!("pods: {e}"));
                 Vec::new()
             }
         };
-        let live_hpa = match self.cluster.hpa().await {
+        let live_hpa = match live_hpa {
             Ok(h) => h,
             Err(e) => {
                 cluster_errors.push(format!("hpa: {e}"));

@@ -434,7 +434,7 @@ impl Inner {
                     ),
                     None => format!(
                         "the HPA {} was {} (ai_scaler) and never put back: {} has no autoscaling now. Restore it \
-                         with --restore-hpa, `scaletui restore --backend kube --namespace {} --deployment {}`, or the \
+                         with --restore-hpa, `scaletui restore --namespace {} --deployment {}`, or the \
                          dashboard's prompt{}",
                         c.hpa_name,
                         saved.describe(),
@@ -702,7 +702,7 @@ impl Cluster for KubeCluster {
                     }
                     Err(e) => failures.push(format!(
                         "the HPA {name} is NOT restored ({e}); its copy is kept in ConfigMap {}{}: put it back \
-                         with `scaletui restore --backend kube{} --namespace {} --deployment {}`",
+                         with `scaletui restore{} --namespace {} --deployment {}`",
                         safety::configmap_name(&i.s.cluster.deployment),
                         i.local_copy().map(|p| format!(" and {}", p.display())).unwrap_or_default(),
                         if i.s.cluster.context.is_empty() {
