@@ -670,10 +670,7 @@ async fn crash_mid_ai_scaler(fake: &FakeApiServer, run: &Run) {
     let out = scaletui(run, &["restore"]).output().await.expect("runs");
     assert_eq!(out.status.code(), Some(1), "refused while the lease holds");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains(&format!("set aside by ")) && stdout.contains(&format!("pid {pid}, running ai_scaler")),
-        "{stdout}"
-    );
+    assert!(stdout.contains("set aside by ") && stdout.contains(&format!("pid {pid}, running ai_scaler")), "{stdout}");
     tokio::time::sleep(Duration::from_millis(3500)).await;
 }
 

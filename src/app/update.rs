@@ -648,6 +648,35 @@ mod tests {
     }
 
     #[test]
+    fn a_saved_hpa_found_at_start_is_offered_for_restore() {
+        let event = |kind: &str, detail: &str| {
+            let ev = crate::engine::record::RecordedEvent {
+                t: 0.0,
+                elapsed_s: 0.0,
+                kind: kind.into(),
+                mode: Mode::Comparison,
+                detail: detail.into(),
+            };
+            Msg::Engine(Box::new(EngineEvent::Event(ev)))
+        };
+        // Set aside by a live run: a badge, no offer.
+        let mut s = state();
+        update(&mut s, event("hpa_saved", "the HPA webapp-hpa is set aside by a@b pid 7, running ai_scaler"));
+        assert!(s.saved_hpa.is_some() && s.popup.is_none());
+        // Abandoned: the prompt; n leaves it, y asks the engine.
+        let mut s = state();
+        update(&mut s, event("hpa_saved", "the HPA webapp-hpa was removed by a@b pid 7 and never put back"));
+        assert!(matches!(s.popup, Some(Popup::ConfirmRestore(_))));
+        assert!(ch(&mut s, 'n').is_empty());
+        assert!(s.popup.is_none() && s.saved_hpa.is_some(), "the badge stays");
+        let mut s = state();
+        update(&mut s, event("hpa_saved", "the HPA webapp-hpa was removed by a@b pid 7 and never put back"));
+        assert_eq!(engine(&ch(&mut s, 'y')), [&EngineCommand::RestoreSavedHpa]);
+        update(&mut s, event("restore", "re-created the HPA webapp-hpa (it was …); the saved copies are removed"));
+        assert!(s.saved_hpa.is_none(), "the badge goes once it is back");
+    }
+
+    #[test]
     fn ai_scaler_asks_first() {
         let mut s = state();
         assert!(ch(&mut s, '2').is_empty());
