@@ -24,7 +24,7 @@ pub struct TrainSpec {
 }
 
 /// Examples of one run: (features, label, current replicas, HPA proposal).
-type Example = (Vec<f64>, f64, f64, Option<f64>);
+pub type Example = (Vec<f64>, f64, f64, Option<f64>);
 
 fn examples(obs: &[Obs], p: &LabelParams) -> Vec<Example> {
     (0..obs.len())
@@ -63,27 +63,7 @@ pub fn train(spec: &TrainSpec) -> Result<String, String> {
     if spec.labels.lookahead == 0 {
         return Err("--lookahead must be at least 1 tick".into());
     }
-    let mut train: Vec<Example> = Vec::new();
-    let mut test: Vec<Example> = Vec::new();
-    let mut out = String::new();
-    for path in &spec.inputs {
-        let run = load_run(path, "")?;
-        let obs: Vec<Obs> = run.rows.iter().map(|r| r.obs).collect();
-        let ex = examples(&obs, &spec.labels);
-        let cut = ((ex.len() as f64) * (1.0 - spec.holdout)).round() as usize;
-        let _ = writeln!(
-            out,
-            "{}: {} ticks, {} examples ({} for training, {} held out)",
-            path.display(),
-            obs.len(),
-            ex.len(),
-            cut,
-            ex.len() - cut
-        );
-        let mut ex = ex;
-        test.extend(ex.split_off(cut));
-        train.extend(ex);
-    }
+    let (train, test, mut out) = split(spec)?;
     if train.len() < 2 * spec.params.min_samples_leaf.max(1) || train.len() < 10 {
         return Err(format!(
             "only {} training examples: record longer runs (each tick needs {} ticks after it)",
@@ -140,6 +120,33 @@ fn save(path: &Path, model: &LearnedModel) -> Result<(), String> {
     }
     let json = serde_json::to_string(model).map_err(|e| e.to_string())?;
     std::fs::write(path, json).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The training and held-out examples of `spec`'s records (the last `holdout` of each run in
+/// time), and a line per run.
+pub fn split(spec: &TrainSpec) -> Result<(Vec<Example>, Vec<Example>, String), String> {
+    let mut train: Vec<Example> = Vec::new();
+    let mut test: Vec<Example> = Vec::new();
+    let mut out = String::new();
+    for path in &spec.inputs {
+        let run = load_run(path, "")?;
+        let obs: Vec<Obs> = run.rows.iter().map(|r| r.obs).collect();
+        let ex = examples(&obs, &spec.labels);
+        let cut = ((ex.len() as f64) * (1.0 - spec.holdout)).round() as usize;
+        let _ = writeln!(
+            out,
+            "{}: {} ticks, {} examples ({} for training, {} held out)",
+            path.display(),
+            obs.len(),
+            ex.len(),
+            cut,
+            ex.len() - cut
+        );
+        let mut ex = ex;
+        test.extend(ex.split_off(cut));
+        train.extend(ex);
+    }
+    Ok((train, test, out))
 }
 
 #[cfg(test)]
