@@ -1,7 +1,17 @@
 //! A small random forest for regression: CART trees grown on bootstrap samples of the rows,
 //! splitting where the squared error falls most, averaged. Deterministic for a given seed.
-//! Written here rather than taken from a crate: it is about two hundred lines, has no
-//! dependencies, and its model file is plain JSON that scaletui controls.
+//!
+//! Why not smartcore's `RandomForestRegressor` (`benches/forest.rs` compares them on the same
+//! records, split and settings — four policies on classic and step, 288 training and 72
+//! held-out examples, 200 trees, depth 15, every feature per split): the held-out figures are the
+//! same (RMSE 1.437–1.447 here, 1.443–1.448 smartcore, over seeds 42, 7, 1234; 68.1 % within ±1
+//! replica for both), and smartcore fits faster (0.06–0.08 s against 0.29–0.30 s, which a
+//! `scaletui train` run does not notice). What decides is the model file, which comes from
+//! outside: smartcore's deserialized trees are walked with unchecked node indices, an
+//! `unwrap()` on the right child and an unbounded `loop` (`base_tree.rs`,
+//! `leaf_output_for_row`), so a damaged or hand-edited model can panic or hang the dashboard in
+//! the middle of an experiment. These trees are plain JSON that [`Tree::predict`] walks with
+//! every index checked and at most one step per node.
 
 use serde::{Deserialize, Serialize};
 
