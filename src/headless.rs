@@ -71,7 +71,8 @@ pub async fn run(cfg: Config) -> Result<ExitCode, SetupError> {
             printer.abort();
             eprintln!("scaletui: the engine panicked; the CSV holds every row recorded so far");
             if !cfg.cluster.keep_changes {
-                let lines = match tokio::time::timeout(std::time::Duration::from_secs(30), cluster.restore()).await {
+                let wait = std::time::Duration::from_secs(30 + u64::from(cfg.cluster.restore_retry_s));
+                let lines = match tokio::time::timeout(wait, cluster.restore()).await {
                     Ok(Ok(lines)) => lines,
                     Ok(Err(e)) => vec![format!("restore failed: {e}")],
                     Err(_) => vec!["restore failed: no answer within 30 s".into()],
@@ -85,13 +86,24 @@ pub async fn run(cfg: Config) -> Result<ExitCode, SetupError> {
     };
     let _ = printer.await;
     eprintln!("scaletui: {} ({} rows)", summary.reason, summary.rows);
+    let unrestored = unrestored(summary.restored.iter());
     let extra = summary.summary_path.as_ref().map(|p| format!("{}\n", p.display())).unwrap_or_default();
     if let Err(e) =
         crate::cli::print_out(&format!("{}\n{}\n{extra}", summary.csv_path.display(), summary.events_path.display()))
     {
         eprintln!("scaletui: {e}");
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if unrestored { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Whether a restore at the end failed; says so loudly (the lines name what is left and how to
+/// put it back).
+pub fn unrestored<'a>(lines: impl IntoIterator<Item = &'a String>) -> bool {
+    let failed: Vec<&String> = lines.into_iter().filter(|l| l.starts_with("restore failed")).collect();
+    for l in &failed {
+        eprintln!("scaletui: THE CLUSTER IS NOT AS IT WAS: {l}");
+    }
+    !failed.is_empty()
 }
 
 fn progress_line(r: &Row, total: Option<f64>) -> String {

@@ -828,3 +828,33 @@ async fn the_api_server_away_for_30_s_mid_run_and_the_hpa_is_restored_before_exi
     let last_fault = statuses.iter().rposition(|s| *s != "ok").unwrap_or(0);
     assert!(rows.len() - last_fault > 5, "and after it: {statuses:?}");
 }
+
+/// The API server gone at the end of an ai_scaler run: the restore is retried for
+/// `restore_retry_s`, then the run says loudly what is left and how to put it back, and exits
+/// non-zero; once the API server is back, that command restores the HPA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_that_cannot_reach_the_api_server_fails_loudly_and_says_how_to_finish_it() {
+    let fake = FakeApiServer::start(FakeOptions::default()).await;
+    let run = prepare(&fake, "fake-token");
+    std::fs::write(run.home.join("config.toml"), "[cluster]\nlease_duration_s = 3\nrestore_retry_s = 3\n")
+        .expect("config");
+    let child =
+        scaletui(&run, &["--mode", "ai_scaler", "--interval", "1", "--duration", "0.05"]).spawn().expect("spawn");
+    assert!(eventually(30.0, || fake.requests().iter().any(|r| r.method == "PATCH")).await, "it scaled");
+    fake.set_down(true);
+    let out =
+        tokio::time::timeout(Duration::from_secs(120), child.wait_with_output()).await.expect("exits").expect("out");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("THE CLUSTER IS NOT AS IT WAS") && stderr.contains("is NOT restored"), "{stderr}");
+    assert!(stderr.contains("scaletui restore --namespace default --deployment webapp"), "{stderr}");
+    assert!(stderr.contains("ConfigMap scaletui-saved-hpa-webapp"), "{stderr}");
+    assert!(fake.hpa().is_none());
+    fake.set_down(false);
+    tokio::time::sleep(Duration::from_millis(3500)).await; // the dead run's lease expires
+    let out =
+        scaletui(&run, &["restore", "--namespace", "default", "--deployment", "webapp"]).output().await.expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_restored(&fake);
+    assert!(fake.object("configmaps", SAVED_CM).is_none());
+}

@@ -153,7 +153,8 @@ pub async fn run(cfg: Config) -> Result<ExitCode, String> {
     // An engine that ended without finishing the run (it panicked or hung) did not undo its
     // changes: undo them here.
     if state.finished.is_none() && !keep_changes {
-        restored_here = match tokio::time::timeout(Duration::from_secs(30), cluster.restore()).await {
+        let wait = Duration::from_secs(30 + u64::from(state.cfg.cluster.restore_retry_s));
+        restored_here = match tokio::time::timeout(wait, cluster.restore()).await {
             Ok(Ok(lines)) => lines,
             Ok(Err(e)) => vec![format!("restore failed: {e}")],
             Err(_) => vec!["restore failed: no answer within 30 s".into()],
@@ -178,12 +179,15 @@ fn report(state: &AppState, restored_here: &[String]) -> ExitCode {
     for r in restored_here {
         eprintln!("  restored: {r}");
     }
+    let all = state.finished.iter().flat_map(|f| f.restored.iter()).chain(restored_here);
+    let unrestored = crate::headless::unrestored(all);
     match &state.engine_error {
         Some(e) => {
             eprintln!("scaletui: {e}");
             if terminal::has_panicked() { ExitCode::from(101) } else { ExitCode::FAILURE }
         }
         None if terminal::has_panicked() => ExitCode::from(101),
+        None if unrestored => ExitCode::FAILURE,
         None => ExitCode::SUCCESS,
     }
 }
