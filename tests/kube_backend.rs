@@ -858,3 +858,67 @@ async fn a_restore_that_cannot_reach_the_api_server_fails_loudly_and_says_how_to
     assert_restored(&fake);
     assert!(fake.object("configmaps", SAVED_CM).is_none());
 }
+
+#[path = "support/openai_stub.rs"]
+mod openai_stub;
+
+/// On the kube backend, a model answering 10 and 1 on alternate ticks (interval 1 s): the scale
+/// requests sent to the API server follow `[scaling.behavior]` — within any 15 s the count at
+/// most doubles, it never goes down while a 10 was recommended in the last 60 s — and every
+/// limited row says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alternating_answers_reach_the_deployment_within_the_behavior() {
+    use openai_stub::{Reply, Stub};
+    let stub = Stub::start().await;
+    for i in 0..40 {
+        stub.push(Reply::answer(if i % 2 == 0 { 10 } else { 1 }));
+    }
+    let fake = FakeApiServer::start(FakeOptions { replicas: 2, ..FakeOptions::default() }).await;
+    let run = prepare(&fake, "fake-token");
+    let out =
+        scaletui(&run, &["--mode", "ai_scaler", "--interval", "1", "--duration", "0.4", "--ai-url", &stub.base_url()])
+            .output()
+            .await
+            .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let (header, rows, _) = csv_rows(&run.out);
+    let col = |n: &str| header.iter().position(|h| h == n).expect(n);
+    let num = |r: &Vec<String>, n: &str| r[col(n)].parse::<f64>().ok();
+    let parsed: Vec<&Vec<String>> = rows.iter().filter(|r| r[col("ai_status")] == "parsed").collect();
+    assert!(parsed.len() >= 10, "{} parsed answers: {stderr}", parsed.len());
+    // The scale requests as the API server saw them, in order, with when they came.
+    let scales: Vec<i64> = fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH")
+        .filter_map(|r| r.body["spec"]["replicas"].as_i64())
+        .collect();
+    assert!(!scales.is_empty());
+    let mut prev = 2;
+    for s in &scales {
+        assert!(*s >= prev, "never down while 10s keep coming: {scales:?}");
+        prev = *s;
+    }
+    for (i, r) in rows.iter().enumerate() {
+        let (Some(t), Some(applied)) = (num(r, "elapsed_s"), num(r, "applied_replicas")) else { continue };
+        // The count 15 s before (or at the start).
+        let base = rows[..i]
+            .iter()
+            .rev()
+            .find(|q| num(q, "elapsed_s").is_some_and(|u| u <= t - 15.0))
+            .or(rows.first())
+            .and_then(|q| num(q, "current_replicas"))
+            .unwrap_or(2.0);
+        assert!(applied <= 2.0 * base.max(1.0) + 1e-9, "row {i}: {applied} within 15 s of {base}");
+        let rec = num(r, "recommended_replicas");
+        let by_ai = r[col("applied_by")] == "ai" || r[col("applied_by")] == "ai_no_change";
+        if by_ai && rec != Some(applied) {
+            let why = &r[col("applied_limit")];
+            let note = &r[col("applied_note")];
+            assert!(!why.is_empty() || note.contains("converge"), "row {i}: {rec:?} -> {applied}: {note}");
+        }
+    }
+    assert!(rows.iter().any(|r| r[col("applied_limit")].starts_with("scaleDown stabilized")), "the 1s were held");
+    assert_restored(&fake);
+}
