@@ -646,6 +646,16 @@ async fn real_cluster() {
     }
 }
 
+/// A short headless run (1 s ticks for 1.8 s) that must succeed; its stderr.
+async fn short_run(run: &Run, extra: &[&str]) -> String {
+    let mut args = vec!["--interval", "1", "--duration", "0.03"];
+    args.extend_from_slice(extra);
+    let out = scaletui(run, &args).output().await.expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    stderr
+}
+
 fn kill9(pid: u32) {
     let killed = std::process::Command::new("sh").args(["-c", &format!("kill -KILL {pid}")]).status().expect("kill");
     assert!(killed.success());
@@ -690,12 +700,7 @@ async fn a_killed_ai_scaler_run_is_found_at_the_next_start_and_restore_puts_the_
 
         // The next start, in comparison: a loud line, nothing written.
         let writes_before = fake.requests().iter().filter(|r| r.method != "GET" && r.method != "POST").count();
-        let out = scaletui(&run, &["--mode", "comparison", "--interval", "1", "--duration", "0.03"])
-            .output()
-            .await
-            .expect("runs");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{stderr}");
+        let stderr = short_run(&run, &["--mode", "comparison"]).await;
         assert!(
             stderr.contains("hpa_saved: the HPA webapp-hpa was removed by ") && stderr.contains("never put back"),
             "{stderr}"
@@ -730,12 +735,7 @@ async fn restore_hpa_at_start_puts_it_back_before_the_run() {
     let fake = FakeApiServer::start(FakeOptions::default()).await;
     let run = prepare(&fake, "fake-token");
     crash_mid_ai_scaler(&fake, &run).await;
-    let out = scaletui(&run, &["--restore-hpa", "--mode", "comparison", "--interval", "1", "--duration", "0.03"])
-        .output()
-        .await
-        .expect("runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = short_run(&run, &["--restore-hpa", "--mode", "comparison"]).await;
     assert!(stderr.contains("restore: re-created the HPA webapp-hpa"), "{stderr}");
     assert_restored(&fake);
     assert!(fake.object("configmaps", SAVED_CM).is_none());
@@ -763,12 +763,7 @@ async fn a_second_ai_scaler_is_refused_until_the_first_ones_lease_expires() {
     );
 
     let other = prepare(&fake, "fake-token");
-    let out = scaletui(&other, &["--mode", "ai_scaler", "--interval", "1", "--duration", "0.03"])
-        .output()
-        .await
-        .expect("runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = short_run(&other, &["--mode", "ai_scaler"]).await;
     assert!(
         stderr.contains(&format!("ai_scaler refused: {holder} holds the lease scaletui-webapp on webapp since "))
             && stderr.contains("staying in comparison"),
@@ -783,12 +778,7 @@ async fn a_second_ai_scaler_is_refused_until_the_first_ones_lease_expires() {
     let _ = tokio::time::timeout(Duration::from_secs(10), first.wait_with_output()).await.expect("killed");
     tokio::time::sleep(Duration::from_millis(3500)).await;
     let third = prepare(&fake, "fake-token");
-    let out = scaletui(&third, &["--mode", "ai_scaler", "--interval", "1", "--duration", "0.03"])
-        .output()
-        .await
-        .expect("runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = short_run(&third, &["--mode", "ai_scaler"]).await;
     assert!(!stderr.contains("ai_scaler refused"), "{stderr}");
     assert!(stderr.contains("start in ai_scaler"), "{stderr}");
     let (header, rows, _) = csv_rows(&third.out);
