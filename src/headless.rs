@@ -86,7 +86,7 @@ pub async fn run(cfg: Config) -> Result<ExitCode, SetupError> {
     };
     let _ = printer.await;
     eprintln!("scaletui: {} ({} rows)", summary.reason, summary.rows);
-    let unrestored = unrestored(summary.restored.iter());
+    let unrestored = report_unrestored(summary.restored.iter());
     let extra = summary.summary_path.as_ref().map(|p| format!("{}\n", p.display())).unwrap_or_default();
     if let Err(e) =
         crate::cli::print_out(&format!("{}\n{}\n{extra}", summary.csv_path.display(), summary.events_path.display()))
@@ -98,7 +98,7 @@ pub async fn run(cfg: Config) -> Result<ExitCode, SetupError> {
 
 /// Whether a restore at the end failed; says so loudly (the lines name what is left and how to
 /// put it back).
-pub fn unrestored<'a>(lines: impl IntoIterator<Item = &'a String>) -> bool {
+pub fn report_unrestored<'a>(lines: impl IntoIterator<Item = &'a String>) -> bool {
     let failed: Vec<&String> = lines.into_iter().filter(|l| l.starts_with("restore failed")).collect();
     for l in &failed {
         eprintln!("scaletui: THE CLUSTER IS NOT AS IT WAS: {l}");

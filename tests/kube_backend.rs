@@ -784,8 +784,7 @@ async fn a_second_ai_scaler_is_refused_until_the_first_ones_lease_expires() {
     let (header, rows, _) = csv_rows(&third.out);
     let col = |n: &str| header.iter().position(|h| h == n).expect(n);
     assert!(rows.iter().all(|r| r[col("mode")] == "ai_scaler"));
-    // It gave the lease up at exit and put the HPA back (the first's copy was the HPA it found
-    // missing; its own run restores what it found: none, so the saved copy is reported).
+    // It gave the lease up at exit.
     assert!(fake.object("leases", "scaletui-webapp").is_none(), "released at exit");
 }
 

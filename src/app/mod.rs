@@ -180,7 +180,7 @@ fn report(state: &AppState, restored_here: &[String]) -> ExitCode {
         eprintln!("  restored: {r}");
     }
     let all = state.finished.iter().flat_map(|f| f.restored.iter()).chain(restored_here);
-    let unrestored = crate::headless::unrestored(all);
+    let unrestored = crate::headless::report_unrestored(all);
     match &state.engine_error {
         Some(e) => {
             eprintln!("scaletui: {e}");

@@ -5,7 +5,8 @@
 //! [`Limiter`] keeps what the controller keeps between syncs — the recommendations of the
 //! windows and the scale events of the policies' periods — with absolute times on the run's clock.
 
-use super::normalize::{convert_with_behavior, stabilize_behavior, store_scale_event};
+use super::normalize::{convert_with_behavior, stabilize_behavior};
+use super::reconcile::HpaHistory;
 use super::types::{Behavior, BehaviorWritten, PolicyType, Recommendation, ScaleEvent, ScalingRules, SelectPolicy};
 
 /// What the limiter let through.
@@ -18,20 +19,12 @@ pub struct Limited {
 
 #[derive(Debug, Clone)]
 pub struct Limiter {
+    written: BehaviorWritten,
     behavior: Behavior,
     /// (replicas, at).
     recommendations: Vec<(i32, f64)>,
-    /// (change, at, outdated).
-    up_events: Vec<(i32, f64, bool)>,
-    down_events: Vec<(i32, f64, bool)>,
-}
-
-fn ages(list: &[(i32, f64, bool)], now: f64) -> Vec<ScaleEvent> {
-    list.iter().map(|(c, t, o)| ScaleEvent { replica_change: *c, age_s: now - t, outdated: *o }).collect()
-}
-
-fn absolute(list: &[ScaleEvent], now: f64) -> Vec<(i32, f64, bool)> {
-    list.iter().map(|e| (e.replica_change, now - e.age_s, e.outdated)).collect()
+    /// The scale events, kept as the shadow HPA keeps its own.
+    events: HpaHistory,
 }
 
 /// `scaleUp Percent 100/15s`, `scaleDown Pods 1/30s`: the policy that set the limit.
@@ -70,10 +63,10 @@ fn policy_name(direction: &str, rules: &ScalingRules, limit: i32, current: i32, 
 impl Limiter {
     pub fn new(behavior: &BehaviorWritten) -> Self {
         Self {
+            written: behavior.clone(),
             behavior: Behavior::from_written(behavior),
             recommendations: Vec::new(),
-            up_events: Vec::new(),
-            down_events: Vec::new(),
+            events: HpaHistory::default(),
         }
     }
 
@@ -97,8 +90,7 @@ impl Limiter {
             };
             reasons.push(format!("{dir} stabilized over {window:.0}s to {}", stable.replicas));
         }
-        let up = ages(&self.up_events, now);
-        let down = ages(&self.down_events, now);
+        let (up, down) = self.events.scale_events_at(now);
         let limited = convert_with_behavior(
             current,
             stable.replicas,
@@ -128,16 +120,7 @@ impl Limiter {
 
     /// A scale change that happened at `at` (applied by scaletui or seen on the target).
     pub fn record_scale(&mut self, at: f64, previous: i32, new: i32) {
-        let (list, rules, change) = if new > previous {
-            (&mut self.up_events, &self.behavior.scale_up, new - previous)
-        } else if new < previous {
-            (&mut self.down_events, &self.behavior.scale_down, previous - new)
-        } else {
-            return;
-        };
-        let mut events = ages(list, at);
-        store_scale_event(&mut events, rules, change);
-        *list = absolute(&events, at);
+        self.events.record_scale(Some(&self.written), at, previous, new);
     }
 }
 

@@ -538,6 +538,11 @@ impl HpaHistory {
         *list = ages.iter().map(|e| (e.replica_change, at - e.age_s, e.outdated)).collect();
     }
 
+    /// The scale-up and scale-down events with their ages at `now`.
+    pub fn scale_events_at(&self, now: f64) -> (Vec<ScaleEvent>, Vec<ScaleEvent>) {
+        (Self::ages(&self.scale_up_events, now), Self::ages(&self.scale_down_events, now))
+    }
+
     fn ages(list: &[(i32, f64, bool)], now: f64) -> Vec<ScaleEvent> {
         list.iter().map(|(c, t, o)| ScaleEvent { replica_change: *c, age_s: now - t, outdated: *o }).collect()
     }

@@ -120,8 +120,9 @@ pub fn clean_hpa(orig: &DynamicObject, resource_version: Option<String>) -> Dyna
     }
 }
 
-fn now_rfc3339() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+/// RFC 3339 to the second, UTC.
+fn seconds(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// The lease while held: its renewal stops when dropped.
@@ -151,7 +152,7 @@ impl Inner {
             namespace: c.namespace.clone(),
             deployment: c.deployment.clone(),
             hpa_name: c.hpa_name.clone(),
-            saved_at: now_rfc3339(),
+            saved_at: seconds(jiff::Timestamp::now()),
             saved_by: identity(),
             hpa: clean_hpa(current, None),
         };
@@ -336,10 +337,7 @@ fn held_by_other(lease: &Lease, me: &str) -> Option<(String, String)> {
     if expires <= jiff::Timestamp::now() {
         return None;
     }
-    let since = spec
-        .acquire_time
-        .as_ref()
-        .map_or_else(|| renewed.to_string(), |t| t.0.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
+    let since = spec.acquire_time.as_ref().map_or_else(|| seconds(renewed), |t| seconds(t.0));
     Some((holder.to_string(), since))
 }
 
