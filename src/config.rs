@@ -10,7 +10,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 mod sections;
 pub use sections::{
-    ForecastConfig, LearnedConfig, QueueConfig, QueueSignal, RecommendersConfig, ReportConfig, VpaConfig,
+    ExternalPolicyConfig, ForecastConfig, LearnedConfig, QueueConfig, QueueSignal, RecommendersConfig, ReportConfig,
+    RewardConfig, RewardPreset, VpaConfig,
 };
 
 use crate::engine::advisor::ResponseFormatKind;
@@ -35,6 +36,8 @@ pub struct Config {
     pub ui: UiConfig,
     pub recommenders: RecommendersConfig,
     pub report: ReportConfig,
+    pub policy: ExternalPolicyConfig,
+    pub reward: RewardConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1192,9 +1195,11 @@ pub fn validate(c: &Config) -> Result<(), (String, String)> {
     }
     crate::app::keymap::validate_overrides(&c.ui.keys)?;
     if e.driver.trim().is_empty() {
-        return err("experiment.driver", "must name a recommender (ai, queue, forecast, learned)");
+        return err("experiment.driver", "must name a recommender (ai, queue, forecast, learned, exec:CMD, http:URL)");
     }
     c.recommenders.validate()?;
+    c.policy.validate()?;
+    c.reward.validate()?;
     c.report.validate()
 }
 

@@ -8,12 +8,14 @@
 //! - [`app`]: the dashboard (state, update, keys, terminal); [`widgets`]: its drawing.
 //! - [`cmd`]: subcommands that run one part alone (`scaletui load`, `scaletui stress`).
 //! - [`fault`]: panic injection for the tests of the panic paths.
+//! - [`gym`]: the simulator as a reinforcement-learning environment (the Python package's core).
 pub mod app;
 pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod engine;
 pub mod fault;
+pub mod gym;
 pub mod headless;
 pub mod report;
 pub mod run;

@@ -71,6 +71,16 @@ pub fn layered_config(file: &Config, flags: &crate::cli::RunArgs, scenario: Opti
 /// Build everything a run needs. `interactive` selects the dashboard's defaults (demo load on the
 /// simulator when there is no scenario).
 pub async fn build(cfg: &Config, interactive: bool) -> Result<RunParts, SetupError> {
+    build_with(cfg, interactive, Vec::new()).await
+}
+
+/// [`build`] with recommenders made by the caller (after the configured ones; one may be the
+/// driver, as the Python environment's is).
+pub async fn build_with(
+    cfg: &Config,
+    interactive: bool,
+    extra: Vec<Box<dyn Recommender>>,
+) -> Result<RunParts, SetupError> {
     if interactive && cfg.sim.speed == Speed::Max {
         return Err(SetupError("--speed max only works with --headless (the dashboard runs in real time)".into()));
     }
@@ -151,6 +161,7 @@ pub async fn build(cfg: &Config, interactive: bool) -> Result<RunParts, SetupErr
         recommenders.push(Box::new(advisor));
     }
     recommenders.extend(crate::engine::advisor::builtin::build(cfg).map_err(SetupError)?);
+    recommenders.extend(extra);
     let names: Vec<String> = recommenders.iter().map(|r| r.name().to_string()).collect();
     crate::engine::advisor::builtin::check_driver(&cfg.experiment.driver, &names).map_err(SetupError)?;
     let setup = ExperimentSetup {

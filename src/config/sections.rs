@@ -279,3 +279,106 @@ impl ReportConfig {
         Ok(())
     }
 }
+
+/// `[policy]`: an external policy driving `ai_scaler` (`--driver exec:CMD` or `http:URL`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExternalPolicyConfig {
+    /// Seconds to wait for each answer (on the virtual clock: wall seconds, then the fallback).
+    pub timeout_s: f64,
+    /// Extra seconds for the first answer of a process (interpreter start, imports).
+    pub startup_s: f64,
+    /// Recent rows sent with each observation (`history`).
+    pub history_rows: usize,
+}
+
+impl Default for ExternalPolicyConfig {
+    fn default() -> Self {
+        Self { timeout_s: 5.0, startup_s: 10.0, history_rows: 10 }
+    }
+}
+
+impl ExternalPolicyConfig {
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let err = |k: &str, m: String| Err((format!("policy.{k}"), m));
+        if !(self.timeout_s.is_finite() && self.timeout_s > 0.0) {
+            return err("timeout_s", format!("must be a positive number of seconds, not {}", self.timeout_s));
+        }
+        if !(self.startup_s.is_finite() && self.startup_s >= 0.0) {
+            return err("startup_s", format!("must be seconds >= 0, not {}", self.startup_s));
+        }
+        if self.history_rows > 1000 {
+            return err("history_rows", format!("must be at most 1000, not {}", self.history_rows));
+        }
+        Ok(())
+    }
+}
+
+/// Which reward a learning policy gets (`[reward] preset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RewardPreset {
+    /// Seed 003's reward: response-time cost, replica cost, action alignment.
+    #[default]
+    Seed003,
+    /// scaletui's own objective: SLO violations (`[report] slo_*`), failed requests and
+    /// core-seconds.
+    SloCost,
+}
+
+/// `[reward]`: the reward of the Python environment (and of learned policies trained on the
+/// simulator).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RewardConfig {
+    pub preset: RewardPreset,
+    /// seed003: the response-time bounds, seconds (the seed's Tmax 0.7, Tmin 0.2).
+    pub tmax_s: f64,
+    pub tmin_s: f64,
+    /// seed003: the response time counted for a request that failed (rejected or timed out).
+    pub failed_rt_s: f64,
+    /// seed003: the base arrival rate in requests per minute (the one-replica bonus applies
+    /// below 20 % of it).
+    pub base_rate_rpm: f64,
+    /// slo_cost: the weights of an SLO-violating tick, of the failed share of requests and of
+    /// one core in use for one tick.
+    pub slo_weight: f64,
+    pub error_weight: f64,
+    pub core_weight: f64,
+}
+
+impl Default for RewardConfig {
+    fn default() -> Self {
+        Self {
+            preset: RewardPreset::Seed003,
+            tmax_s: 0.7,
+            tmin_s: 0.2,
+            failed_rt_s: 1.0,
+            base_rate_rpm: 80.0,
+            slo_weight: 1.0,
+            error_weight: 2.0,
+            core_weight: 0.1,
+        }
+    }
+}
+
+impl RewardConfig {
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let err = |k: &str, m: String| Err((format!("reward.{k}"), m));
+        if !(self.tmin_s.is_finite() && self.tmin_s >= 0.0 && self.tmax_s.is_finite() && self.tmax_s > self.tmin_s) {
+            return err("tmax_s", format!("needs 0 <= tmin_s < tmax_s, not {} and {}", self.tmin_s, self.tmax_s));
+        }
+        for (k, v) in [
+            ("failed_rt_s", self.failed_rt_s),
+            ("base_rate_rpm", self.base_rate_rpm),
+            ("slo_weight", self.slo_weight),
+            ("error_weight", self.error_weight),
+            ("core_weight", self.core_weight),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return err(k, format!("must be a number >= 0, not {v}"));
+            }
+        }
+        Ok(())
+    }
+}

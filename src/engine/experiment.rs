@@ -258,8 +258,12 @@ const HISTORY_ROWS: usize = 120;
 
 impl Experiment {
     pub fn new(s: ExperimentSetup) -> std::io::Result<Self> {
-        let extra: Vec<(String, Vec<String>)> =
-            s.recommenders.iter().filter(|r| r.name() != "ai").map(|r| (r.name().to_string(), r.columns())).collect();
+        let extra: Vec<(String, Vec<String>)> = s
+            .recommenders
+            .iter()
+            .filter(|r| r.name() != "ai")
+            .map(|r| (r.column_prefix().to_string(), r.columns()))
+            .collect();
         let mode = s.cfg.experiment.mode;
         let recorder = Recorder::create(&s.cfg.experiment.output_dir, mode, s.wall_start, &extra)?;
         let spec = hpa_spec(&s.cfg);
@@ -509,6 +513,8 @@ impl Experiment {
             f64::INFINITY
         };
         let mut next_tick = self.start;
+        // Once the front end has gone away the run goes on headless-style until its end.
+        let mut front_end = true;
         let reason = loop {
             if next_tick >= end - 1e-9 {
                 break "duration reached".to_string();
@@ -521,14 +527,10 @@ impl Experiment {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break "interrupted".to_string(),
-                cmd = self.commands.recv() => match cmd {
+                cmd = self.commands.recv(), if front_end => match cmd {
                     Some(EngineCommand::Shutdown) => break "quit".to_string(),
                     Some(cmd) => { self.handle(cmd).await; continue; }
-                    None => {
-                        // The front end went away; keep running headless-style until the end.
-                        self.commands = mpsc::channel(1).1;
-                        continue;
-                    }
+                    None => { front_end = false; continue; }
                 },
                 Some((id, ev)) = self.loads.recv() => {
                     if let Some(news) = self.loads.on_event(id, ev) {

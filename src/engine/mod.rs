@@ -9,6 +9,7 @@ pub mod load;
 pub mod messages;
 pub mod metrics;
 pub mod record;
+pub mod reward;
 pub mod rng;
 pub mod scenario;
 pub mod stress;

@@ -80,14 +80,15 @@ pub fn run_compare(file: &Config, flags: &crate::cli::RunArgs, a: &CompareArgs) 
     }
     let baseline = match &a.baseline {
         None => 0,
-        Some(b) => {
-            arms.iter().position(|x| x.label == *b || x.slug == *b || x.policy.slug() == *b).ok_or_else(|| {
+        Some(b) => arms
+            .iter()
+            .position(|x| x.label == *b || x.slug == *b || x.policy.slug() == *b || x.policy.label() == *b)
+            .ok_or_else(|| {
                 format!(
                     "--baseline {b:?} is not one of the policies ({})",
                     arms.iter().map(|x| x.label.as_str()).collect::<Vec<_>>().join(", ")
                 )
-            })?
-        }
+            })?,
     };
     let mut scenarios = Vec::new();
     let mut rcfg = None;

@@ -3,7 +3,8 @@
 //! (so `scaletui report` on them gives the same figures).
 //!
 //! Policies: `hpa` / `hpa:T` (the HPA in control, CPU target T %), and `queue`, `forecast`,
-//! `learned`, `ai` (that recommender drives ai_scaler).
+//! `learned`, `ai` (that recommender drives ai_scaler), `exec:CMD` and `http:URL` (an external
+//! policy drives it).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -35,18 +36,32 @@ impl Policy {
                 Ok(t) if (1..=10_000).contains(&t) => Ok(Policy::Hpa(Some(t))),
                 _ => Err(format!("policy {s:?}: the CPU target must be a percentage, e.g. hpa:70")),
             },
+            _ if crate::engine::advisor::external::is_external(s) => Ok(Policy::Driver(s.to_string())),
             None if s == "vpa" => Err("policy vpa: the VPA recommends requests, not replicas; it cannot drive".into()),
             None if DRIVERS.contains(&s) => Ok(Policy::Driver(s.to_string())),
-            _ => Err(format!("unknown policy {s:?} (hpa, hpa:TARGET, ai, queue, forecast, learned)")),
+            _ => {
+                Err(format!("unknown policy {s:?} (hpa, hpa:TARGET, ai, queue, forecast, learned, exec:CMD, http:URL)"))
+            }
         }
     }
 
-    /// The label and file name: `hpa`, `hpa-70`, `queue`, …
+    /// The label: `hpa`, `hpa-70`, `queue`, `exec:python3 policy.py`, …
+    pub fn label(&self) -> String {
+        match self {
+            Policy::Driver(d) => d.clone(),
+            other => other.slug(),
+        }
+    }
+
+    /// The file name: the label with anything but letters, digits, `-`, `_` and `.` as `_`.
     pub fn slug(&self) -> String {
         match self {
             Policy::Hpa(None) => "hpa".into(),
             Policy::Hpa(Some(t)) => format!("hpa-{t}"),
-            Policy::Driver(d) => d.clone(),
+            Policy::Driver(d) => d
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' })
+                .collect(),
         }
     }
 }
@@ -175,7 +190,7 @@ pub async fn compare(base: &Config, spec: &CompareSpec, report_cfg: &ReportConfi
     let mut runs = Vec::new();
     let mut failures = Vec::new();
     for p in &spec.policies {
-        let slug = p.slug();
+        let slug = p.label();
         match run_policy(base, spec, p, minutes).await {
             Ok(csv) => {
                 let run = load_run(&csv, &slug)?;

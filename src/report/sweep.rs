@@ -143,7 +143,7 @@ pub fn arms(policies: &[Policy], combos: &[Vec<(String, toml::Value)>]) -> Vec<A
     let mut out = Vec::new();
     for p in policies {
         for c in combos {
-            let mut label = p.slug();
+            let mut label = p.label();
             let mut slug = p.slug();
             if !c.is_empty() {
                 let parts: Vec<String> =

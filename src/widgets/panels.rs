@@ -108,7 +108,13 @@ pub fn advisor(area: Rect, buf: &mut Buffer, state: &AppState) {
         l.render(Rect { y: inner.y + i as u16, height: 1, ..inner }, buf);
     }
     // The reasoning: streamed text, or the newest row's.
-    let text: &str = if !a.text.is_empty() { &a.text } else { ai.and_then(|x| x.reasoning.as_deref()).unwrap_or("") };
+    // An external policy driving: its reasoning when the advisor has none.
+    let driver_reasoning = row.and_then(|r| driver_reasoning(r, state)).unwrap_or_default();
+    let text: &str = if !a.text.is_empty() {
+        &a.text
+    } else {
+        ai.and_then(|x| x.reasoning.as_deref()).filter(|t| !t.is_empty()).unwrap_or(&driver_reasoning)
+    };
     let room = (inner.height as usize).saturating_sub(head + 1);
     if room == 0 || text.is_empty() {
         return;
@@ -120,6 +126,14 @@ pub fn advisor(area: Rect, buf: &mut Buffer, state: &AppState) {
     for (i, l) in wrapped[start..end].iter().enumerate() {
         buf.set_stringn(inner.x, y0 + i as u16, l, w, p.text());
     }
+}
+
+/// The driving recommender's `reasoning` column (external policies have one).
+fn driver_reasoning(row: &crate::engine::record::Row, state: &AppState) -> Option<String> {
+    let cols = &state.info.as_ref()?.recommenders.iter().find(|(n, _)| *n == state.driver)?.1;
+    let i = cols.iter().position(|c| c == "reasoning")?;
+    let cells = row.recommenders.iter().find(|c| c.name == state.driver)?;
+    cells.values.get(i).filter(|v| !v.is_empty()).map(|v| format!("{}: {v}", cells.name))
 }
 
 /// One line per built-in recommender: its replicas and status, and for the VPA its request

@@ -1,9 +1,11 @@
 //! The built-in recommenders (`queue`, `forecast`, `vpa`, `learned`): their configuration
-//! (`[recommenders.*]`) and how a run assembles them.
+//! (`[recommenders.*]`) and how a run assembles them, with an external policy when the driver
+//! names one (`exec:CMD`, `http:URL`).
 
 use std::path::Path;
 
 use super::Recommender;
+use super::external::{ExternalPolicy, is_external};
 use super::forecast::ForecastRecommender;
 use super::learned::{LearnedModel, LearnedRecommender};
 use super::queue::QueueRecommender;
@@ -49,6 +51,12 @@ pub fn build(cfg: &Config) -> Result<Vec<Box<dyn Recommender>>, String> {
         let m = LearnedModel::load(Path::new(model)).map_err(|e| format!("recommenders.learned.model: {e}"))?;
         out.push(Box::new(LearnedRecommender::new(m)));
     }
+    let driver = cfg.experiment.driver.trim();
+    if is_external(driver) {
+        let p = ExternalPolicy::from_driver(driver, &cfg.policy, cfg.experiment.interval)?
+            .with_duration(cfg.experiment.duration * 60.0);
+        out.push(Box::new(p));
+    }
     Ok(out)
 }
 
@@ -64,6 +72,6 @@ pub fn check_driver(driver: &str, available: &[String]) -> Result<(), String> {
             .into()),
         "vpa" => Err("vpa recommends requests, not replicas; it cannot drive".into()),
         d if DRIVERS.contains(&d) => Err(format!("driver {d}: recommenders.{d}.enabled is false")),
-        d => Err(format!("unknown driver {d:?} (ai, queue, forecast, learned)")),
+        d => Err(format!("unknown driver {d:?} (ai, queue, forecast, learned, exec:CMD, http:URL)")),
     }
 }

@@ -5,6 +5,7 @@
 pub mod ai;
 pub mod builtin;
 pub mod client;
+pub mod external;
 pub mod forecast;
 pub mod forest;
 pub mod learned;
@@ -86,6 +87,11 @@ pub struct RecOutput {
 pub trait Recommender: Send {
     /// Short name: `ai`, `queue`, `forecast`, `learned`, …
     fn name(&self) -> &str;
+
+    /// The prefix of its CSV columns (`<prefix>_replicas`, …); default: its name.
+    fn column_prefix(&self) -> &str {
+        self.name()
+    }
 
     /// Extra CSV columns (without the `<name>_` prefix). Not used for `ai`.
     fn columns(&self) -> Vec<String> {

@@ -155,7 +155,7 @@ fn number(key: &str, v: &Value) -> Result<f64, String> {
     }
 }
 
-fn whole_number(key: &str, v: &Value) -> Result<i64, String> {
+pub fn whole_number(key: &str, v: &Value) -> Result<i64, String> {
     if let Some(n) = v.as_i64() {
         return Ok(n);
     }
