@@ -308,7 +308,7 @@ pub struct CompareArgs {
     /// Scenario file (or a name in scenarios/); repeat for a sweep over several scenarios
     #[arg(long, required = true)]
     pub scenario: Vec<String>,
-    /// Comma-separated: hpa, hpa:TARGET, queue, forecast, learned, ai
+    /// Comma-separated: hpa, hpa:TARGET, queue, forecast, learned, ai, exec:CMD (a policy process; no commas in CMD), http:URL
     #[arg(long, default_value = "hpa:70,hpa:90,queue,forecast")]
     pub policies: String,
     /// Seed of the simulator (the same seed gives the same figures)

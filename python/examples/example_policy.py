@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """An example policy for ``scaletui --driver exec:python3 python/examples/example_policy.py``.
 
-Little's law sizing: the pods needed to keep CPU at the target, from the HPA algorithm's answer,
-plus one replica while the arrival rate is rising; never more than two replicas down per tick.
+The HPA algorithm's answer (``baseline``), one replica more while the arrival rate is rising by
+more than 10 % over two ticks, never more than two replicas down per tick.
 """
 
 import math

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The Python package (python/): builds it into a virtual environment of its own
+# (target/py-venv, pinned versions from PyPI) and runs its tests. test.sh runs this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv=target/py-venv
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install -q --disable-pip-version-check \
+  maturin==1.16.0 gymnasium==1.4.0 numpy==2.4.6 pytest==9.2.0
+# The debug profile reuses the test build's artifacts; a user's `pip install ./python` is release.
+MATURIN_PEP517_ARGS="--profile dev" "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+  --no-build-isolation --force-reinstall --no-deps ./python
+# The tests run the binary for the headless side of the comparisons.
+cargo build --locked --bin scaletui
+export SCALETUI_BIN="$PWD/target/debug/scaletui"
+"$venv/bin/python" -m pytest -q python/tests "$@"
