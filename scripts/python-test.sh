@@ -10,10 +10,12 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -m pip install -q --disable-pip-version-check \
   maturin==1.16.0 gymnasium==1.4.0 numpy==2.4.6 pytest==9.2.0
-# The debug profile reuses the test build's artifacts; a user's `pip install ./python` is release.
-MATURIN_PEP517_ARGS="--profile dev" "$venv/bin/python" -m pip install -q --disable-pip-version-check \
-  --no-build-isolation --force-reinstall --no-deps ./python
-# The tests run the binary for the headless side of the comparisons.
+# The tests run the binary for the headless side of the comparisons (built first: the same
+# features as the test build's, so nothing is compiled twice).
 cargo build --locked --bin scaletui
 export SCALETUI_BIN="$PWD/target/debug/scaletui"
+export PATH="$PWD/$venv/bin:$PATH"
+# The debug profile builds in a fraction of release's time; a user's `pip install ./python` is release.
+MATURIN_PEP517_ARGS="--profile dev" "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+  --no-build-isolation --force-reinstall --no-deps ./python
 "$venv/bin/python" -m pytest -q python/tests "$@"

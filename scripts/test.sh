@@ -10,6 +10,8 @@ need=()
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
 # The import-circle check of the module structure.
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# The Python package's tests build it into a virtual environment.
+python3 -c "import venv, ensurepip" >/dev/null 2>&1 || need+=(python3-venv)
 # Prometheus 2.42 + promtool (tests/prometheus.rs starts its own instances on free loopback ports).
 { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
@@ -39,6 +41,7 @@ python3 scripts/check-imports.py
 
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked -p scaletui-python --all-targets -- -D warnings
 
 # Snapshots are checked, never written, here.
 export INSTA_UPDATE=no
@@ -50,3 +53,5 @@ else
 fi
 # The HPA conformance summary line.
 cargo test --locked --test hpa_conformance -- --nocapture 2>&1 | grep "hpa conformance:"
+# The Python package (the Gymnasium environment, the policy side of exec:/http:): pytest.
+./scripts/python-test.sh

@@ -49,7 +49,8 @@ class AutoscaleEnv(gym.Env):
         render_mode: ``"ansi"`` for a one-line status per step.
     """
 
-    metadata = {"render_modes": ["ansi"]}
+    # render_fps: how often a viewer would draw the status line (the episode runs in virtual time).
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
     def __init__(
         self,

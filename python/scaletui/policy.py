@@ -53,6 +53,17 @@ def serve(decide: Callable[[dict], Answer], stdin=None, stdout=None) -> None:
 
 def serve_http(decide: Callable[[dict], Answer], port: int = 8000, host: str = "127.0.0.1") -> None:
     """Answer observations POSTed to ``http://host:port/`` until interrupted."""
+    server = http_server(decide, port, host)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+def http_server(decide: Callable[[dict], Answer], port: int = 8000, host: str = "127.0.0.1") -> ThreadingHTTPServer:
+    """The server of :func:`serve_http`, not yet serving (port 0: a free one)."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802 (the standard library's name)
@@ -73,4 +84,4 @@ def serve_http(decide: Callable[[dict], Answer], port: int = 8000, host: str = "
         def log_message(self, *args):
             pass
 
-    ThreadingHTTPServer((host, port), Handler).serve_forever()
+    return ThreadingHTTPServer((host, port), Handler)

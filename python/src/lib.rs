@@ -83,14 +83,34 @@ fn spec_of(
 
 /// The info dict of a step: the tick's figures (CSV names; None when there is none), the HPA's
 /// answer, what was applied at the previous tick, the reward's terms.
+/// The figures that are counts (ints in the info dict).
+const COUNTS: &[&str] = &[
+    "current_replicas",
+    "ready_replicas",
+    "min_replicas",
+    "max_replicas",
+    "pod_count",
+    "hpa_sim_desired",
+    "arrived",
+    "served",
+    "rejected",
+    "timed_out",
+    "failed",
+];
+
 fn info<'py>(py: Python<'py>, s: &StepOut) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     let o = &s.observation;
     for f in FIGURES {
-        d.set_item(*f, figure(o, f))?;
+        let v = figure(o, f);
+        if COUNTS.contains(f) {
+            d.set_item(*f, v.map(|x| x as i64))?;
+        } else {
+            d.set_item(*f, v)?;
+        }
     }
+    // Not the wall-clock time `t`: an episode's info is the seed's alone.
     d.set_item("tick", o.tick)?;
-    d.set_item("t", o.t)?;
     d.set_item("hpa_sim_action", &o.hpa_sim_action)?;
     d.set_item("mode", &o.mode)?;
     let prev = o.history.last();
@@ -175,7 +195,7 @@ impl RustEnv {
     /// `(observation, info)`.
     fn reset<'py>(&mut self, py: Python<'py>, seed: u64) -> PyResult<(Bound<'py, PyArray1<f32>>, Bound<'py, PyDict>)> {
         let inner = &mut self.inner;
-        let out = py.detach(|| inner.reset(seed)).map_err(|e| PyRuntimeError::new_err(e))?;
+        let out = py.detach(|| inner.reset(seed)).map_err(PyRuntimeError::new_err)?;
         Ok((PyArray1::from_vec(py, out.obs.clone()), info(py, &out)?))
     }
 
@@ -187,7 +207,7 @@ impl RustEnv {
         action: i64,
     ) -> PyResult<(Bound<'py, PyArray1<f32>>, f64, bool, bool, Bound<'py, PyDict>)> {
         let inner = &mut self.inner;
-        let out = py.detach(|| inner.step(action)).map_err(|e| PyRuntimeError::new_err(e))?;
+        let out = py.detach(|| inner.step(action)).map_err(PyRuntimeError::new_err)?;
         Ok((PyArray1::from_vec(py, out.obs.clone()), out.reward.total, out.terminated, out.truncated, info(py, &out)?))
     }
 

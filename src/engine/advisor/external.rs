@@ -216,7 +216,7 @@ pub struct ChannelRequest {
 
 /// How observations reach the policy.
 enum Transport {
-    Exec(ExecPolicy),
+    Exec(Box<ExecPolicy>),
     Http { client: reqwest::Client, url: String },
     Channel(mpsc::Sender<ChannelRequest>),
 }
@@ -239,11 +239,10 @@ impl ExternalPolicy {
             if cmd.trim().is_empty() {
                 return Err("driver exec: needs a command, e.g. exec:python3 policy.py".into());
             }
-            Transport::Exec(ExecPolicy::new(cmd.trim()))
-        } else if driver.starts_with("http:") {
+            Transport::Exec(Box::new(ExecPolicy::new(cmd.trim())))
+        } else if let Some(rest) = driver.strip_prefix("http:") {
             // `http:URL`: the URL is everything after the prefix (`http:http://host/…`), or the
             // driver itself when it is written as a plain URL (`http://host/…`).
-            let rest = &driver["http:".len()..];
             let url = if rest.starts_with("//") { driver.to_string() } else { rest.to_string() };
             let parsed =
                 reqwest::Url::parse(&url).map_err(|e| format!("driver {driver}: {url:?} is not a URL: {e}"))?;
