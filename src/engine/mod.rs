@@ -5,6 +5,7 @@ pub mod clock;
 pub mod cluster;
 pub mod experiment;
 pub mod hpa;
+pub mod learn;
 pub mod load;
 pub mod messages;
 pub mod metrics;

@@ -1,0 +1,4 @@
+//! Learned control: seed 003's Double DQN with prioritized replay, on candle tensors.
+
+pub mod dqn;
+pub mod replay;
