@@ -112,7 +112,7 @@ pub struct RunArgs {
     /// What ai_scaler applies when the advisor has no answer: hold or hpa_sim [default: hpa_sim]
     #[arg(long, value_parser = parse_fallback)]
     pub fallback: Option<Fallback>,
-    /// Who drives in ai_scaler: ai, queue, forecast or learned [default: ai]
+    /// Who drives in ai_scaler: ai, queue, forecast, learned, dqn (or dqn:MODEL_DIR, learned:MODEL), exec:CMD (a policy process), http:URL [default: ai]
     #[arg(long)]
     pub driver: Option<String>,
     /// How ai_scaler applies a recommendation: behavior (through [scaling.behavior]'s windows
@@ -137,7 +137,9 @@ pub enum Command {
     Compare(CompareArgs),
     /// The same table and plots from recorded CSVs (simulated or real-cluster runs).
     Report(ReportArgs),
-    /// Fit the `learned` recommender's model (a random forest) on recorded CSVs.
+    /// Train a model: `train CSV... -o model.json` (or `train forest`) fits the `learned`
+    /// recommender's random forest on recorded CSVs; `train dqn --scenario FILE -o DIR` trains
+    /// seed 003's Double DQN on the simulator.
     Train(TrainArgs),
     /// The open-loop HTTP load generator alone: a live line per second, a latency summary at
     /// the end. Without --url it targets the configured cluster (the simulator's endpoint, or a
@@ -378,13 +380,33 @@ pub struct ReportArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct TrainArgs {
+    #[command(subcommand)]
+    pub kind: Option<TrainKind>,
+    /// `scaletui train CSV... -o model.json`: the random forest (as `train forest`)
+    #[command(flatten)]
+    pub forest: ForestArgs,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum TrainKind {
+    /// Seed 003's Double DQN with prioritized replay, trained on the simulator (episodes of a
+    /// scenario in virtual time); writes DIR/model.safetensors + model.json, the learning curve
+    /// and an evaluation on held-out seeds beside the HPA algorithm. Resumes from DIR/checkpoint.
+    Dqn(TrainDqnArgs),
+    /// The `learned` recommender's random forest, fitted on recorded CSVs.
+    Forest(ForestArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ForestArgs {
     /// Recorded CSVs to learn from
     #[arg(required = true)]
     pub csv: Vec<PathBuf>,
     /// The model file to write
-    #[arg(long, short = 'o')]
-    pub output: PathBuf,
+    #[arg(long, short = 'o', required = true)]
+    pub output: Option<PathBuf>,
     /// Ticks ahead the labels look at
     #[arg(long, default_value_t = 10)]
     pub lookahead: usize,
@@ -405,6 +427,35 @@ pub struct TrainArgs {
     pub min_replicas: Option<i32>,
     #[arg(long)]
     pub max_replicas: Option<i32>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TrainDqnArgs {
+    /// The scenario of the training episodes (a file, or a name in scenarios/)
+    #[arg(long, required = true)]
+    pub scenario: String,
+    /// Training steps (one per control tick; seed 003 trains 83,000)
+    #[arg(long, default_value_t = 83_000)]
+    pub steps: u64,
+    /// Seed of the network, the exploration and the episodes' seeds
+    #[arg(long, default_value_t = 100)]
+    pub seed: u64,
+    /// The model directory
+    #[arg(long, short = 'o')]
+    pub output: PathBuf,
+    /// A checkpoint (and the model so far) every this many steps; 0 = only at the end
+    #[arg(long, default_value_t = 5000)]
+    pub checkpoint_every: u64,
+    /// Held-out seeds of the evaluation episodes (`1..10`, `1,5,9`); `none` to skip it
+    #[arg(long, default_value = "900001..900010")]
+    pub eval_seeds: String,
+    /// Start over even when the directory has a checkpoint (it is replaced)
+    #[arg(long)]
+    pub fresh: bool,
+    /// A configuration setting for the episodes, KEY=VALUE (repeatable), e.g.
+    /// `--set scaling.max_replicas=13 --set reward.preset=slo_cost`
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1195,7 +1195,10 @@ pub fn validate(c: &Config) -> Result<(), (String, String)> {
     }
     crate::app::keymap::validate_overrides(&c.ui.keys)?;
     if e.driver.trim().is_empty() {
-        return err("experiment.driver", "must name a recommender (ai, queue, forecast, learned, exec:CMD, http:URL)");
+        return err(
+            "experiment.driver",
+            "must name a recommender (ai, queue, forecast, learned, dqn, dqn:DIR, exec:CMD, http:URL)",
+        );
     }
     c.recommenders.validate()?;
     c.policy.validate()?;

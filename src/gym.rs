@@ -32,6 +32,7 @@ use crate::config::{Backend, Config, Speed};
 use crate::engine::advisor::Recommender;
 use crate::engine::advisor::external::{ChannelRequest, ExternalPolicy, Observation, PolicyAnswer};
 use crate::engine::experiment::{Experiment, RunSummary};
+pub use crate::engine::learn::features::{FIGURES, SEED003_FEATURES, figure};
 use crate::engine::reward::{Reward, reward};
 use crate::engine::types::Mode;
 use crate::report::sweep::set_key;
@@ -39,10 +40,6 @@ use crate::run;
 
 /// The driver name episodes record (`applied_by`, `driver`).
 pub const DRIVER: &str = "env";
-
-/// Seed 003's state: CPU utilisation / 100, arrival rate / max rate, replicas / max replicas
-/// (each clipped to [0, 1]) and the rate's change over two ticks / max rate (clipped to [−1, 1]).
-pub const SEED003_FEATURES: [&str; 4] = ["cpu", "rate", "replicas", "rate_trend"];
 
 /// How actions are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +90,11 @@ impl EnvSpec {
     /// as in `scaletui compare`.
     pub fn new(scenario: &str, overrides: &[(String, toml::Value)]) -> Result<Self, String> {
         let (base, _) = crate::config::load_checked(None, crate::engine::check_config).map_err(|e| e.to_string())?;
+        Self::with_base(base, scenario, overrides)
+    }
+
+    /// [`EnvSpec::new`] over a given configuration instead of the one found here.
+    pub fn with_base(base: Config, scenario: &str, overrides: &[(String, toml::Value)]) -> Result<Self, String> {
         let mut cfg = base;
         let mut peak = 0.0f64;
         if !scenario.trim().is_empty() {
@@ -154,77 +156,6 @@ impl EnvSpec {
         } else {
             self.observe.iter().map(|_| (f32::NEG_INFINITY, f32::INFINITY)).collect()
         }
-    }
-}
-
-/// The figures an observation list may name: the CSV's columns for the tick (and a few ratios).
-pub const FIGURES: &[&str] = &[
-    "elapsed_s",
-    "current_replicas",
-    "ready_replicas",
-    "min_replicas",
-    "max_replicas",
-    "cpu_millicores",
-    "memory_mebibytes",
-    "cpu_request_millicores",
-    "memory_request_mebibytes",
-    "cpu_utilization",
-    "memory_utilization",
-    "pod_count",
-    "hpa_sim_desired",
-    "hpa_sim_cpu_ratio",
-    "hpa_sim_mem_ratio",
-    "rps",
-    "served_rps",
-    "errors_per_s",
-    "latency_p50_ms",
-    "latency_p95_ms",
-    "latency_p99_ms",
-    "latency_mean_ms",
-    "in_flight",
-    "waiting",
-    "arrived",
-    "served",
-    "rejected",
-    "timed_out",
-    "failed",
-];
-
-/// One figure of an observation by its CSV name (`None`: no value this tick, or no such name).
-pub fn figure(o: &Observation, name: &str) -> Option<f64> {
-    let i = |v: Option<i32>| v.map(f64::from);
-    let u = |v: Option<u64>| v.map(|x| x as f64);
-    match name {
-        "elapsed_s" => Some(o.elapsed_s),
-        "current_replicas" => i(o.current_replicas),
-        "ready_replicas" => i(o.ready_replicas),
-        "min_replicas" => Some(f64::from(o.min_replicas)),
-        "max_replicas" => Some(f64::from(o.max_replicas)),
-        "cpu_millicores" => o.cpu_millicores,
-        "memory_mebibytes" => o.memory_mebibytes,
-        "cpu_request_millicores" => o.cpu_request_millicores,
-        "memory_request_mebibytes" => o.memory_request_mebibytes,
-        "cpu_utilization" => o.cpu_utilization,
-        "memory_utilization" => o.memory_utilization,
-        "pod_count" => o.pod_count.map(f64::from),
-        "hpa_sim_desired" => i(o.baseline),
-        "hpa_sim_cpu_ratio" => o.hpa_sim_cpu_ratio,
-        "hpa_sim_mem_ratio" => o.hpa_sim_mem_ratio,
-        "rps" => o.rps,
-        "served_rps" => o.served_rps,
-        "errors_per_s" => o.errors_per_s,
-        "latency_p50_ms" => o.latency_p50_ms,
-        "latency_p95_ms" => o.latency_p95_ms,
-        "latency_p99_ms" => o.latency_p99_ms,
-        "latency_mean_ms" => o.latency_mean_ms,
-        "in_flight" => o.in_flight,
-        "waiting" => o.waiting,
-        "arrived" => u(o.arrived),
-        "served" => u(o.served),
-        "rejected" => u(o.rejected),
-        "timed_out" => u(o.timed_out),
-        "failed" => u(o.failed),
-        _ => None,
     }
 }
 
@@ -447,24 +378,9 @@ impl Drop for Env {
     }
 }
 
-/// The observation vector of `o` (`rates`: the arrival rates seen so far, newest = `o`'s).
+/// The observation vector of `o` for this environment.
 pub fn features(spec: &EnvSpec, o: &Observation, rates: &[f64]) -> Vec<f32> {
-    if spec.observe.is_empty() {
-        let max_n = f64::from(o.max_replicas.max(1));
-        let rate = o.rps.unwrap_or(0.0);
-        let before = if rates.len() >= 3 { rates[rates.len() - 3] } else { rates.first().copied().unwrap_or(rate) };
-        [
-            (o.cpu_utilization.unwrap_or(0.0) / 100.0).clamp(0.0, 1.0),
-            (rate / spec.max_rps).clamp(0.0, 1.0),
-            (f64::from(o.current_replicas.unwrap_or(0)) / max_n).clamp(0.0, 1.0),
-            ((rate - before) / spec.max_rps).clamp(-1.0, 1.0),
-        ]
-        .iter()
-        .map(|x| *x as f32)
-        .collect()
-    } else {
-        spec.observe.iter().map(|n| figure(o, n).filter(|x| x.is_finite()).unwrap_or(0.0) as f32).collect()
-    }
+    crate::engine::learn::features::features(&spec.observe, spec.max_rps, o, rates)
 }
 
 #[cfg(test)]

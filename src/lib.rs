@@ -18,6 +18,7 @@ pub mod fault;
 pub mod gym;
 pub mod headless;
 pub mod report;
+pub mod rl;
 pub mod run;
 pub mod train;
 pub mod widgets;

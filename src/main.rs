@@ -55,8 +55,8 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
         }
         Some(Command::Train(a)) => {
             let (cfg, _) = load_config(&cli.run)?;
-            scaletui::report::commands::run_train(cfg, &a)?;
-            Ok(ExitCode::SUCCESS)
+            let code = scaletui::report::commands::run_train(cfg, &a)?;
+            Ok(ExitCode::from(code))
         }
         Some(Command::Config { default: false }) => {
             let (cfg, origin) = load_config(&cli.run)?;

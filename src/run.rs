@@ -64,8 +64,24 @@ pub fn layered_config(file: &Config, flags: &crate::cli::RunArgs, scenario: Opti
         n => find_scenario(n).map_err(|e| e.to_string())?.apply_settings(file)?,
     };
     flags.apply(&mut cfg).map_err(|e| e.to_string())?;
+    model_driver(&mut cfg);
     crate::engine::check_config(&cfg).map_err(|(k, m)| format!("configuration: key `{k}`: {m}"))?;
     Ok(cfg)
+}
+
+/// `--driver dqn:DIR` / `learned:MODEL`: that recommender with that model drives.
+pub fn model_driver(cfg: &mut Config) {
+    let d = cfg.experiment.driver.trim().to_string();
+    if let Some((kind, path)) = d.split_once(':')
+        && !path.trim().is_empty()
+    {
+        match kind {
+            "dqn" => cfg.recommenders.dqn.model = path.trim().to_string(),
+            "learned" => cfg.recommenders.learned.model = path.trim().to_string(),
+            _ => return,
+        }
+        cfg.experiment.driver = kind.to_string();
+    }
 }
 
 /// Build everything a run needs. `interactive` selects the dashboard's defaults (demo load on the

@@ -235,13 +235,16 @@ pub struct RecommendersConfig {
     pub forecast: ForecastConfig,
     pub vpa: VpaConfig,
     pub learned: LearnedConfig,
+    /// `[recommenders.dqn]`: seed 003's agent (training settings, and the model that drives).
+    pub dqn: crate::engine::learn::dqn::DqnSettings,
 }
 
 impl RecommendersConfig {
     pub fn validate(&self) -> Result<(), (String, String)> {
         self.queue.validate()?;
         self.forecast.validate()?;
-        self.vpa.validate()
+        self.vpa.validate()?;
+        self.dqn.validate().map_err(|m| ("recommenders.dqn".to_string(), m))
     }
 }
 

@@ -123,7 +123,10 @@ pub fn run_compare(file: &Config, flags: &crate::cli::RunArgs, a: &CompareArgs) 
     let spec =
         sweep::SweepSpec { scenarios, arms, seeds, jobs, baseline, resamples: a.resamples, out_dir, progress: true };
     let cancel = tokio_util::sync::CancellationToken::new();
-    on_ctrl_c(cancel.clone());
+    on_ctrl_c(
+        cancel.clone(),
+        "interrupted: keeping the finished runs and writing partial results (Ctrl-C again to quit now)",
+    );
     let outcome = sweep::sweep(&spec, &rcfg, &cancel)?;
     crate::cli::print_out(&outcome.text)?;
     Ok(if !outcome.complete {
@@ -137,14 +140,12 @@ pub fn run_compare(file: &Config, flags: &crate::cli::RunArgs, a: &CompareArgs) 
 
 /// The first Ctrl-C cancels `token` (work under way stops, what finished is kept); a second
 /// one ends the process.
-fn on_ctrl_c(token: tokio_util::sync::CancellationToken) {
+fn on_ctrl_c(token: tokio_util::sync::CancellationToken, message: &'static str) {
     std::thread::spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
         rt.block_on(async {
             if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!(
-                    "\ninterrupted: keeping the finished runs and writing partial results (Ctrl-C again to quit now)"
-                );
+                eprintln!("\n{message}");
                 token.cancel();
                 if tokio::signal::ctrl_c().await.is_ok() {
                     std::process::exit(130);
@@ -196,7 +197,74 @@ pub fn run_report(cfg: Config, a: &ReportArgs) -> Result<(), String> {
 }
 
 /// `scaletui train`.
-pub fn run_train(cfg: Config, a: &TrainArgs) -> Result<(), String> {
+pub fn run_train(cfg: Config, a: &TrainArgs) -> Result<u8, String> {
+    match &a.kind {
+        Some(crate::cli::TrainKind::Dqn(d)) => run_train_dqn(cfg, d),
+        Some(crate::cli::TrainKind::Forest(f)) => run_train_forest(cfg, f).map(|_| 0),
+        None => run_train_forest(cfg, &a.forest).map(|_| 0),
+    }
+}
+
+/// `scaletui train dqn`: 0 when done, 130 when interrupted (the checkpoint and the model so far
+/// are kept).
+fn run_train_dqn(cfg: Config, a: &crate::cli::TrainDqnArgs) -> Result<u8, String> {
+    let mut overrides = Vec::new();
+    for item in &a.set {
+        let Some((k, v)) = item.split_once('=') else {
+            return Err(format!("--set {item:?}: expected KEY=VALUE (e.g. scaling.max_replicas=13)"));
+        };
+        overrides.push((k.trim().to_string(), sweep::toml_value(v.trim())));
+    }
+    let eval_seeds = match a.eval_seeds.trim() {
+        "none" | "" => Vec::new(),
+        s => sweep::parse_seeds(s)?,
+    };
+    if a.fresh {
+        let ck = a.output.join("checkpoint");
+        if ck.exists() {
+            std::fs::remove_dir_all(&ck).map_err(|e| format!("{}: {e}", ck.display()))?;
+        }
+    }
+    let spec = crate::rl::DqnTrainSpec {
+        base: cfg,
+        scenario: a.scenario.clone(),
+        overrides,
+        steps: a.steps,
+        seed: a.seed,
+        out: a.output.clone(),
+        checkpoint_every: a.checkpoint_every,
+        eval_seeds,
+        resume: true,
+        show: true,
+    };
+    let cancel = tokio_util::sync::CancellationToken::new();
+    on_ctrl_c(cancel.clone(), "interrupted: saving the checkpoint and the model so far (Ctrl-C again to quit now)");
+    let out = crate::rl::train_dqn(&spec, &cancel)?;
+    let mut text = format!(
+        "trained {} steps ({} episodes) in {:.1} s ({:.0} steps/s){}\nmodel: {}\n",
+        out.steps,
+        out.episodes,
+        out.seconds,
+        if out.seconds > 0.0 { out.steps as f64 / out.seconds } else { 0.0 },
+        if out.interrupted { " — INTERRUPTED: resume with the same command" } else { "" },
+        out.model_dir.display()
+    );
+    text += &format!("learning curve: {} (and .png, .svg)\n", out.model_dir.join("curve.csv").display());
+    if !out.evaluation.is_empty() {
+        text += &format!(
+            "\nheld-out episodes ({}), greedy:\n{}",
+            out.evaluation.first().map_or(0, |e| e.episodes),
+            crate::rl::eval_table(&out.evaluation)
+        );
+    }
+    crate::cli::print_out(&text)?;
+    Ok(if out.interrupted { 130 } else { 0 })
+}
+
+fn run_train_forest(cfg: Config, a: &crate::cli::ForestArgs) -> Result<(), String> {
+    let Some(output) = a.output.clone() else {
+        return Err("train: -o/--output names the model file to write".into());
+    };
     if a.trees == 0 || a.max_depth == 0 {
         return Err("--trees and --max-depth must be at least 1".into());
     }
@@ -211,7 +279,7 @@ pub fn run_train(cfg: Config, a: &TrainArgs) -> Result<(), String> {
     }
     let spec = crate::train::TrainSpec {
         inputs: a.csv.clone(),
-        output: a.output.clone(),
+        output,
         labels,
         params: ForestParams { trees: a.trees, max_depth: a.max_depth, seed: a.seed, ..ForestParams::default() },
         holdout: a.holdout,

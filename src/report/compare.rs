@@ -25,6 +25,8 @@ pub enum Policy {
     Hpa(Option<i32>),
     /// A recommender drives ai_scaler.
     Driver(String),
+    /// A trained recommender (`dqn`, `learned`) with this model drives ai_scaler.
+    Model { kind: String, path: String },
 }
 
 impl Policy {
@@ -37,11 +39,14 @@ impl Policy {
                 _ => Err(format!("policy {s:?}: the CPU target must be a percentage, e.g. hpa:70")),
             },
             _ if crate::engine::advisor::external::is_external(s) => Ok(Policy::Driver(s.to_string())),
+            Some((kind @ ("dqn" | "learned"), path)) if !path.trim().is_empty() => {
+                Ok(Policy::Model { kind: kind.to_string(), path: path.trim().to_string() })
+            }
             None if s == "vpa" => Err("policy vpa: the VPA recommends requests, not replicas; it cannot drive".into()),
             None if DRIVERS.contains(&s) => Ok(Policy::Driver(s.to_string())),
-            _ => {
-                Err(format!("unknown policy {s:?} (hpa, hpa:TARGET, ai, queue, forecast, learned, exec:CMD, http:URL)"))
-            }
+            _ => Err(format!(
+                "unknown policy {s:?} (hpa, hpa:TARGET, ai, queue, forecast, learned, learned:MODEL, dqn, dqn:MODEL, exec:CMD, http:URL)"
+            )),
         }
     }
 
@@ -49,6 +54,7 @@ impl Policy {
     pub fn label(&self) -> String {
         match self {
             Policy::Driver(d) => d.clone(),
+            Policy::Model { kind, path } => format!("{kind}:{path}"),
             other => other.slug(),
         }
     }
@@ -58,7 +64,8 @@ impl Policy {
         match self {
             Policy::Hpa(None) => "hpa".into(),
             Policy::Hpa(Some(t)) => format!("hpa-{t}"),
-            Policy::Driver(d) => d
+            Policy::Driver(_) | Policy::Model { .. } => self
+                .label()
                 .chars()
                 .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' })
                 .collect(),
@@ -107,6 +114,15 @@ pub fn arm_config(base: &Config, scenario: &str, seed: u64, policy: &Policy, min
             c.experiment.mode = Mode::AiScaler;
             c.experiment.driver = d.clone();
         }
+        Policy::Model { kind, path } => {
+            c.experiment.mode = Mode::AiScaler;
+            c.experiment.driver = kind.clone();
+            if kind == "dqn" {
+                c.recommenders.dqn.model = path.clone();
+            } else {
+                c.recommenders.learned.model = path.clone();
+            }
+        }
     }
     c
 }
@@ -127,13 +143,25 @@ pub async fn run_arm(
 ) -> Result<Option<PathBuf>, String> {
     let run_dir = cfg.experiment.output_dir.clone();
     let mut parts = run::build(cfg, false).await.map_err(|e| e.to_string())?;
-    if let Policy::Driver(d) = policy
+    let driver = match policy {
+        Policy::Driver(d) => Some(d.as_str()),
+        Policy::Model { kind, .. } => Some(kind.as_str()),
+        Policy::Hpa(_) => None,
+    };
+    if let Some(d) = driver
         && !parts.setup.recommenders.iter().any(|r| r.name() == d)
     {
-        return Err(if d == "ai" {
-            "the ai policy needs the AI advisor, which is off (advisor.enabled = false); nothing was run".into()
-        } else {
-            format!("no recommender named {d} is enabled; nothing was run")
+        return Err(match d {
+            "ai" => {
+                "the ai policy needs the AI advisor, which is off (advisor.enabled = false); nothing was run".into()
+            }
+            "dqn" => "the dqn policy needs a model: train one with `scaletui train dqn --scenario FILE -o DIR` and \
+                      compare dqn:DIR (or set recommenders.dqn.model); nothing was run"
+                .into(),
+            "learned" => "the learned policy needs a model: train one with `scaletui train CSV... -o model.json` \
+                          and compare learned:model.json (or set recommenders.learned.model); nothing was run"
+                .into(),
+            d => format!("no recommender named {d} is enabled; nothing was run"),
         });
     }
     let drain = tokio::spawn(async move { while parts.events.recv().await.is_some() {} });

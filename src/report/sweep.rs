@@ -91,7 +91,7 @@ pub fn parse_seeds(s: &str) -> Result<Vec<u64>, String> {
 }
 
 /// A value on the command line as TOML: `70`, `0.5`, `true`, `"x"`, else a bare string.
-fn toml_value(raw: &str) -> toml::Value {
+pub fn toml_value(raw: &str) -> toml::Value {
     match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
         Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.to_string())),
         Err(_) => toml::Value::String(raw.to_string()),

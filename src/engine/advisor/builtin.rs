@@ -1,10 +1,11 @@
-//! The built-in recommenders (`queue`, `forecast`, `vpa`, `learned`): their configuration
+//! The built-in recommenders (`queue`, `forecast`, `vpa`, `learned`, `dqn`): their configuration
 //! (`[recommenders.*]`) and how a run assembles them, with an external policy when the driver
 //! names one (`exec:CMD`, `http:URL`).
 
 use std::path::Path;
 
 use super::Recommender;
+use super::dqn::DqnRecommender;
 use super::external::{ExternalPolicy, is_external};
 use super::forecast::ForecastRecommender;
 use super::learned::{LearnedModel, LearnedRecommender};
@@ -12,10 +13,11 @@ use super::queue::QueueRecommender;
 use super::vpa::VpaRecommender;
 use crate::config::Config;
 pub use crate::config::{LearnedConfig, RecommendersConfig};
+use crate::engine::learn::model::DqnModel;
 use crate::engine::metrics::prometheus::{PromClient, Vars};
 
 /// Names that can drive in `ai_scaler`.
-pub const DRIVERS: [&str; 4] = ["ai", "queue", "forecast", "learned"];
+pub const DRIVERS: [&str; 5] = ["ai", "queue", "forecast", "learned", "dqn"];
 
 /// The enabled built-in recommenders, in a fixed order (their CSV columns follow it).
 pub fn build(cfg: &Config) -> Result<Vec<Box<dyn Recommender>>, String> {
@@ -51,6 +53,11 @@ pub fn build(cfg: &Config) -> Result<Vec<Box<dyn Recommender>>, String> {
         let m = LearnedModel::load(Path::new(model)).map_err(|e| format!("recommenders.learned.model: {e}"))?;
         out.push(Box::new(LearnedRecommender::new(m)));
     }
+    let dqn = r.dqn.model.trim();
+    if !dqn.is_empty() {
+        let m = DqnModel::load(Path::new(dqn)).map_err(|e| format!("recommenders.dqn.model: {e}"))?;
+        out.push(Box::new(DqnRecommender::new(m, cfg.experiment.interval)));
+    }
     let driver = cfg.experiment.driver.trim();
     if is_external(driver) {
         let p = ExternalPolicy::from_driver(driver, &cfg.policy, cfg.experiment.interval)?
@@ -70,8 +77,11 @@ pub fn check_driver(driver: &str, available: &[String]) -> Result<(), String> {
         "learned" => Err("driver learned needs a model: train one with `scaletui train CSV... -o model.json` and set \
                           recommenders.learned.model"
             .into()),
+        "dqn" => Err("driver dqn needs a model: train one with `scaletui train dqn --scenario FILE -o DIR` and set \
+                       recommenders.dqn.model = \"DIR\""
+            .into()),
         "vpa" => Err("vpa recommends requests, not replicas; it cannot drive".into()),
         d if DRIVERS.contains(&d) => Err(format!("driver {d}: recommenders.{d}.enabled is false")),
-        d => Err(format!("unknown driver {d:?} (ai, queue, forecast, learned, exec:CMD, http:URL)")),
+        d => Err(format!("unknown driver {d:?} (ai, queue, forecast, learned, dqn, exec:CMD, http:URL)")),
     }
 }

@@ -5,6 +5,7 @@
 pub mod ai;
 pub mod builtin;
 pub mod client;
+pub mod dqn;
 pub mod external;
 pub mod forecast;
 pub mod forest;

@@ -25,6 +25,9 @@ fn ce(e: candle_core::Error) -> String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DqnSettings {
+    /// The trained model the `dqn` recommender uses (a directory from `scaletui train dqn`, or
+    /// its `model.json`); empty: the recommender is off. Training ignores it.
+    pub model: String,
     pub hidden: Vec<usize>,
     pub gamma: f64,
     pub lr: f64,
@@ -43,6 +46,7 @@ pub struct DqnSettings {
 impl Default for DqnSettings {
     fn default() -> Self {
         Self {
+            model: String::new(),
             hidden: vec![128, 64],
             gamma: 0.99,
             lr: 1e-3,
