@@ -86,8 +86,9 @@ pub struct EnvSpec {
 impl EnvSpec {
     /// A spec from a scenario (a path, or a name in `scenarios/`; empty: none) and dotted
     /// overrides (`sim.service.mean_ms` = 20, …) over the configuration a run would load.
-    /// Without an `experiment.duration` override an episode lasts the scenario plus ten minutes,
-    /// as in `scaletui compare`.
+    /// Without an `experiment.duration` (the scenario's or an override) an episode lasts the
+    /// scenario plus ten minutes, as in `scaletui compare`. A `wave` load's `max_rpm` counts as
+    /// its peak rate (seed 003's max_rate).
     pub fn new(scenario: &str, overrides: &[(String, toml::Value)]) -> Result<Self, String> {
         let (base, _) = crate::config::load_checked(None, crate::engine::check_config).map_err(|e| e.to_string())?;
         Self::with_base(base, scenario, overrides)
@@ -101,7 +102,14 @@ impl EnvSpec {
             let sc = run::find_scenario(scenario.trim()).map_err(|e| e.to_string())?;
             cfg = sc.apply_settings(&cfg)?;
             cfg.experiment.scenario = scenario.trim().to_string();
-            cfg.experiment.duration = ((sc.length_s() + 600.0) / 60.0).ceil();
+            let own =
+                matches!(sc.settings.get("experiment"), Some(toml::Value::Table(e)) if e.contains_key("duration"));
+            if !own {
+                cfg.experiment.duration = ((sc.length_s() + 600.0) / 60.0).ceil();
+            }
+            for (_, w) in &sc.unseeded_waves {
+                peak = peak.max(w.max_rpm / 60.0);
+            }
             let plan = sc.plan(cfg.sim.baseline_rps);
             let end = sc.length_s().max(1.0);
             let mut t = 0.0;

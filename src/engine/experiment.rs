@@ -272,7 +272,7 @@ impl Experiment {
         if let Some(sim) = &s.sim {
             let baseline = s.cfg.sim.baseline_rps;
             match (&s.scenario, s.demo_load) {
-                (Some(sc), _) => sim.set_plan(Some(sc.plan(baseline))),
+                (Some(sc), _) => sim.set_plan(Some(sc.plan_seeded(baseline, s.cfg.sim.seed))),
                 (None, true) => sim.set_plan(Some(LoadPlan::single(demo_schedule(), baseline))),
                 (None, false) => sim.set_plan(Some(LoadPlan { phases: Vec::new(), baseline })),
             }
@@ -580,7 +580,11 @@ impl Experiment {
         let loads: Vec<usize> = self.pending_load.iter().copied().filter(|i| due(sc.load[*i].start_s)).collect();
         self.pending_load.retain(|i| !loads.contains(i));
         for i in loads {
-            match LoadParams::with_schedule(&self.cfg.load, sc.load[i].schedule.clone()) {
+            let schedule = match sc.unseeded_waves.iter().find(|(w, _)| *w == i) {
+                Some((_, w)) => w.schedule(self.cfg.sim.seed),
+                None => sc.load[i].schedule.clone(),
+            };
+            match LoadParams::with_schedule(&self.cfg.load, schedule) {
                 Ok(p) => self.start_load(p, "scenario").await,
                 Err(e) => self.event("task_failed", format!("load phase {}: {e}", i + 1)),
             }

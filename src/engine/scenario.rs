@@ -7,7 +7,7 @@
 //! baseline_rps = 10          # between and after load phases (default: sim.baseline_rps)
 //!
 //! [[load]]                   # phases run one after another unless `at_s` is given
-//! pattern = "ramp"           # constant | ramp | step | sine | trace
+//! pattern = "ramp"           # constant | ramp | step | sine | trace | timestamps | wave
 //! start_rps = 10
 //! end_rps = 150
 //! ramp_s = 120
@@ -36,6 +36,7 @@
 //! [recommenders.queue]
 //! target = 50
 //! [experiment]               # interval, duration, fallback, driver, mode
+//! [reward]                   # the reward of learning policies (train dqn, the Python env)
 //! interval = 15
 //! ```
 
@@ -43,6 +44,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::load::wave::WaveParams;
 use super::load::{Level, Schedule};
 use super::types::{Mode, StressKind};
 
@@ -66,6 +68,7 @@ struct ScenarioFile {
     scaling: Option<toml::Table>,
     recommenders: Option<toml::Table>,
     experiment: Option<toml::Table>,
+    reward: Option<toml::Table>,
 }
 
 /// The tables of the configuration a scenario (or a file it includes) may set.
@@ -75,6 +78,7 @@ struct SettingsTables {
     scaling: Option<toml::Table>,
     recommenders: Option<toml::Table>,
     experiment: Option<toml::Table>,
+    reward: Option<toml::Table>,
 }
 
 /// A settings file (`include`): only those tables (and a name and description).
@@ -89,6 +93,7 @@ struct SettingsFile {
     scaling: Option<toml::Table>,
     recommenders: Option<toml::Table>,
     experiment: Option<toml::Table>,
+    reward: Option<toml::Table>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -113,6 +118,15 @@ struct LoadPhaseFile {
     step_s: Option<f64>,
     /// Multiply a trace's values.
     scale: Option<f64>,
+    /// `wave`: the generator's seed (absent: the run's `sim.seed`, so every seed of a sweep or a
+    /// training run sees another draw of the same workload).
+    seed: Option<u64>,
+    base_rpm: Option<f64>,
+    amplitude_rpm: Option<f64>,
+    min_rpm: Option<f64>,
+    max_rpm: Option<f64>,
+    cycle_s: Option<f64>,
+    smoothing: Option<f64>,
 }
 
 /// A CPU or memory stress window.
@@ -166,6 +180,9 @@ pub struct Scenario {
     pub settings: toml::Table,
     /// Where the scenario came from (names it in errors).
     pub source: String,
+    /// Load phases that are `wave`s without a seed of their own: drawn again for each run's
+    /// seed ([`Scenario::plan_seeded`]).
+    pub unseeded_waves: Vec<(usize, WaveParams)>,
 }
 
 impl Scenario {
@@ -190,6 +207,7 @@ impl Scenario {
                 scaling: sf.scaling,
                 recommenders: sf.recommenders,
                 experiment: sf.experiment,
+                reward: sf.reward,
             };
             merge(&mut settings, tables.into_table(path.parent().unwrap_or(Path::new("."))));
         }
@@ -198,11 +216,16 @@ impl Scenario {
             scaling: f.scaling.clone(),
             recommenders: f.recommenders.clone(),
             experiment: f.experiment.clone(),
+            reward: f.reward.clone(),
         };
         merge(&mut settings, tables.into_table(base_dir));
         let mut load = Vec::new();
+        let mut unseeded_waves = Vec::new();
         let mut cursor = 0.0;
         for (i, p) in f.load.iter().enumerate() {
+            if p.pattern == "wave" && p.seed.is_none() {
+                unseeded_waves.push((i, p.wave_params()));
+            }
             let schedule = p.to_schedule(base_dir).map_err(|e| format!("load phase {}: {e}", i + 1))?;
             schedule.validate().map_err(|e| format!("load phase {}: {e}", i + 1))?;
             let start = p.at_s.unwrap_or(cursor);
@@ -243,6 +266,7 @@ impl Scenario {
             modes,
             settings,
             source: fallback_name.to_string(),
+            unseeded_waves,
         })
     }
 
@@ -274,9 +298,22 @@ impl Scenario {
         load.max(stress).max(modes)
     }
 
-    /// The load as a traffic plan with `baseline_rps` when no phase is active.
+    /// The load as a traffic plan with `baseline_rps` when no phase is active (an unseeded
+    /// `wave` is drawn with seed 0; runs use [`Scenario::plan_seeded`]).
     pub fn plan(&self, default_baseline: f64) -> LoadPlan {
         LoadPlan { phases: self.load.clone(), baseline: self.baseline_rps.unwrap_or(default_baseline) }
+    }
+
+    /// The plan of a run with this seed: `wave` phases without a seed of their own are drawn
+    /// with it.
+    pub fn plan_seeded(&self, default_baseline: f64, seed: u64) -> LoadPlan {
+        let mut plan = self.plan(default_baseline);
+        for (i, w) in &self.unseeded_waves {
+            if let Some(p) = plan.phases.get_mut(*i) {
+                p.schedule = w.schedule(seed);
+            }
+        }
+        plan
     }
 }
 
@@ -297,6 +334,7 @@ impl SettingsTables {
             ("scaling", self.scaling),
             ("recommenders", self.recommenders),
             ("experiment", self.experiment),
+            ("reward", self.reward),
         ] {
             if let Some(mut v) = v {
                 if k == "sim"
@@ -331,8 +369,46 @@ impl LoadPhaseFile {
         v.ok_or_else(|| format!("pattern {:?} needs {name}", self.pattern))
     }
 
+    /// The `wave` generator's parameters (seed 003's where not given).
+    fn wave_params(&self) -> WaveParams {
+        let d = WaveParams::default();
+        WaveParams {
+            base_rpm: self.base_rpm.unwrap_or(d.base_rpm),
+            amplitude_rpm: self.amplitude_rpm.unwrap_or(d.amplitude_rpm),
+            min_rpm: self.min_rpm.unwrap_or(d.min_rpm),
+            max_rpm: self.max_rpm.unwrap_or(d.max_rpm),
+            cycle_s: self.cycle_s.unwrap_or(d.cycle_s),
+            smoothing: self.smoothing.unwrap_or(d.smoothing),
+            step_s: self.step_s.unwrap_or(d.step_s),
+            duration_s: self.duration_s.unwrap_or(d.duration_s),
+        }
+    }
+
     fn to_schedule(&self, base_dir: &Path) -> Result<Schedule, String> {
+        if self.pattern != "wave"
+            && [
+                self.seed.map(|_| 0.0),
+                self.base_rpm,
+                self.amplitude_rpm,
+                self.min_rpm,
+                self.max_rpm,
+                self.cycle_s,
+                self.smoothing,
+            ]
+            .iter()
+            .any(Option::is_some)
+        {
+            return Err(format!(
+                "seed, *_rpm, cycle_s and smoothing belong to pattern \"wave\", not {:?}",
+                self.pattern
+            ));
+        }
         Ok(match self.pattern.as_str() {
+            "wave" => {
+                let w = self.wave_params();
+                w.validate()?;
+                w.schedule(self.seed.unwrap_or(0))
+            }
             "constant" => Schedule::Constant {
                 rps: self.need(self.rps, "rps")?,
                 duration_s: self.need(self.duration_s, "duration_s")?,
@@ -377,7 +453,7 @@ impl LoadPhaseFile {
                 s
             }
             other => {
-                return Err(format!("unknown pattern {other:?} (constant, ramp, step, sine, trace, timestamps)"));
+                return Err(format!("unknown pattern {other:?} (constant, ramp, step, sine, trace, timestamps, wave)"));
             }
         })
     }

@@ -7,6 +7,7 @@ pub mod raw;
 pub mod schedule;
 pub mod stats;
 pub mod task;
+pub mod wave;
 
 use std::path::Path;
 
