@@ -215,7 +215,8 @@ pub struct LoadArgs {
     /// Extra seconds after --duration [default: 0]
     #[arg(long)]
     pub hold: Option<f64>,
-    /// constant, ramp, step, sine or trace
+    /// constant, ramp, step, sine, trace or wave (seed 003's arrival-rate generator over
+    /// --duration + --hold seconds, 15 s intervals, 3–260 requests/min)
     #[arg(long)]
     pub pattern: Option<String>,
     /// Trace file for --pattern trace: one requests-per-second value per second
@@ -227,6 +228,9 @@ pub struct LoadArgs {
     /// Period in seconds of --pattern sine (between --ramp-start and --ramp-end)
     #[arg(long)]
     pub period: Option<f64>,
+    /// Seed of --pattern wave [default: load.wave_seed, 100]
+    #[arg(long)]
+    pub wave_seed: Option<u64>,
     /// Most requests in flight (and connections) at once [default: 256]
     #[arg(long)]
     pub concurrency: Option<usize>,

@@ -733,6 +733,8 @@ pub struct LoadConfig {
     pub steps: u32,
     pub period: f64,
     pub trace: String,
+    /// The seed of pattern "wave" (seed 003's arrival-rate generator).
+    pub wave_seed: u64,
     pub concurrency: usize,
     pub timeout_s: f64,
     pub method: String,
@@ -754,6 +756,7 @@ impl Default for LoadConfig {
             steps: 4,
             period: 600.0,
             trace: String::new(),
+            wave_seed: 100,
             concurrency: 256,
             timeout_s: 5.0,
             method: "GET".into(),
@@ -1138,8 +1141,8 @@ pub fn validate(c: &Config) -> Result<(), (String, String)> {
         return err(&format!("sim.service.{}", e.0), e.1);
     }
     let l = &c.load;
-    if !["constant", "ramp", "step", "sine", "trace"].contains(&l.pattern.as_str()) {
-        return err("load.pattern", format!("must be constant, ramp, step, sine or trace, not {:?}", l.pattern));
+    if !["constant", "ramp", "step", "sine", "trace", "wave"].contains(&l.pattern.as_str()) {
+        return err("load.pattern", format!("must be constant, ramp, step, sine, trace or wave, not {:?}", l.pattern));
     }
     for (k, v) in [
         ("load.rps", l.rps),

@@ -9,6 +9,7 @@ use ratatui::style::{Modifier, Style};
 use ratatui_textarea::TextArea;
 
 use crate::config::Config;
+use crate::engine::load::wave::WaveParams;
 use crate::engine::load::{LoadParams, Schedule};
 use crate::engine::messages::EngineCommand;
 use crate::engine::stress::{CpuStressParams, MemoryStressParams, StressParams};
@@ -84,6 +85,7 @@ const LOAD_FIELDS: &[(&str, &[&str])] = &[
     ("step", &["start rps", "end rps", "steps", "ramp s", "hold s"]),
     ("sine", &["start rps", "end rps", "period s", "duration s"]),
     ("trace", &["trace file"]),
+    ("wave", &["duration s", "wave seed"]),
 ];
 
 impl Form {
@@ -120,7 +122,7 @@ impl Form {
             FormKind::Load,
             "Load generator",
             vec![
-                Field::new("pattern", "constant, ramp, step, sine or trace", l.pattern.clone()),
+                Field::new("pattern", "constant, ramp, step, sine, trace or wave", l.pattern.clone()),
                 Field::new("rps", "requests/s of a constant load", num(l.rps)),
                 Field::new("start rps", "ramp/step start, sine minimum", num(l.ramp_start)),
                 Field::new("end rps", "ramp/step end, sine maximum", num(l.ramp_end)),
@@ -130,6 +132,7 @@ impl Form {
                 Field::new("period s", "sine period", num(l.period)),
                 Field::new("duration s", "seconds of a constant or sine load", num(l.duration)),
                 Field::new("trace file", "requests/s values, one per second", l.trace.clone()),
+                Field::new("wave seed", "seed of seed 003's rate generator", l.wave_seed.to_string()),
                 Field::new("url", "empty: the cluster's own target", l.url.clone()),
                 Field::new("concurrency", "most requests in flight", l.concurrency.to_string()),
             ],
@@ -260,7 +263,17 @@ impl Form {
                 }
                 Schedule::trace_file(std::path::Path::new(&path), 1.0).map_err(|e| format!("trace file: {e}"))?
             }
-            other => return Err(format!("pattern: constant, ramp, step, sine or trace, not {other:?}")),
+            "wave" => {
+                let d = f("duration s")?;
+                if d <= 0.0 {
+                    return Err("duration s: a wave needs a duration > 0".into());
+                }
+                let seed = parse_u("wave seed", &self.get("wave seed"), 0)?;
+                let w = WaveParams { duration_s: d, ..WaveParams::default() };
+                w.validate()?;
+                w.steps(seed)
+            }
+            other => return Err(format!("pattern: constant, ramp, step, sine, trace or wave, not {other:?}")),
         };
         if schedule.duration() <= 0.0 {
             return Err("the schedule lasts 0 seconds; give it a duration".into());
@@ -391,6 +404,16 @@ mod tests {
         assert_eq!(labels(&f), ["pattern", "rps", "duration s", "url", "concurrency"]);
         let EngineCommand::StartLoad(p) = f.submit(&cfg).expect("valid") else { panic!("load") };
         assert_eq!(p.schedule, Schedule::Constant { rps: 50.0, duration_s: 300.0 });
+        // Seed 003's generator: its duration and seed.
+        retype(&mut f, "pattern", "wave");
+        assert_eq!(labels(&f), ["pattern", "duration s", "wave seed", "url", "concurrency"]);
+        retype(&mut f, "wave seed", "7");
+        let EngineCommand::StartLoad(w) = f.submit(&cfg).expect("valid") else { panic!("load") };
+        assert_eq!(w.schedule, WaveParams { duration_s: 300.0, ..WaveParams::default() }.steps(7));
+        retype(&mut f, "wave seed", "x");
+        assert!(f.submit(&cfg).expect_err("bad").starts_with("wave seed:"));
+        retype(&mut f, "wave seed", "7");
+        retype(&mut f, "pattern", "constant");
         // Focus skips hidden fields.
         f.focus = 0;
         f.move_focus(1);

@@ -24,6 +24,7 @@ const FLAGS: &[(&str, &str)] = &[
     ("load.hold", "--hold"),
     ("load.duration", "--duration"),
     ("load.period", "--period"),
+    ("load.wave_seed", "--wave-seed"),
     ("load.concurrency", "--concurrency"),
     ("load.timeout_s", "--timeout"),
 ];
@@ -56,6 +57,9 @@ pub fn apply(args: &LoadArgs, cfg: &mut Config) -> Result<(), String> {
     set(&mut l.timeout_s, args.timeout);
     if let Some(s) = args.steps {
         l.steps = s;
+    }
+    if let Some(s) = args.wave_seed {
+        l.wave_seed = s;
     }
     if let Some(t) = &args.trace {
         l.trace = t.display().to_string();

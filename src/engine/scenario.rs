@@ -513,6 +513,22 @@ impl LoadPlan {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_wave_without_a_seed_is_drawn_for_each_run() {
+        let text = "[[load]]\npattern = \"wave\"\nduration_s = 600\n[[load]]\npattern = \"wave\"\nduration_s = 600\nseed = 3\n";
+        let s = Scenario::parse(text, Path::new("."), "w").expect("parses");
+        assert_eq!(s.unseeded_waves.len(), 1);
+        let (a, b) = (s.plan_seeded(0.0, 1), s.plan_seeded(0.0, 2));
+        assert_ne!(a.phases[0].schedule, b.phases[0].schedule, "another run seed, another wave");
+        assert_eq!(a.phases[1].schedule, b.phases[1].schedule, "a wave with its own seed stays");
+        assert_eq!(a.phases[1].schedule, WaveParams { duration_s: 600.0, ..WaveParams::default() }.schedule(3));
+        assert!((a.phases[0].schedule.duration() - 600.0).abs() < 1e-9);
+        let bad = "[[load]]\npattern = \"ramp\"\nstart_rps = 1\nend_rps = 2\nramp_s = 5\nseed = 3\n";
+        let e = Scenario::parse(bad, Path::new("."), "w").expect_err("refused");
+        assert!(e.contains("belong to pattern \"wave\""), "{e}");
+    }
+
     use super::*;
 
     const CLASSIC: &str = r#"

@@ -141,7 +141,13 @@ pub fn schedule_from_config(l: &LoadConfig, trace_limit: Option<f64>) -> Result<
                 _ => full,
             }
         }
-        other => return Err(format!("unknown pattern {other:?} (constant, ramp, step, sine, trace)")),
+        "wave" => {
+            needs_length("wave")?;
+            let w = wave::WaveParams { duration_s: total, ..wave::WaveParams::default() };
+            w.validate()?;
+            w.steps(l.wave_seed)
+        }
+        other => return Err(format!("unknown pattern {other:?} (constant, ramp, step, sine, trace, wave)")),
     };
     s.validate()?;
     Ok(s)

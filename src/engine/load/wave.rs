@@ -107,6 +107,22 @@ impl WaveParams {
         out
     }
 
+    /// The same rates as steps, the last one cut at `duration_s` (the load generator's form: a
+    /// run ends inside an interval).
+    pub fn steps(&self, seed: u64) -> Schedule {
+        let mut left = self.duration_s;
+        let levels = self
+            .rates_rpm(seed)
+            .iter()
+            .map(|r| {
+                let d = self.step_s.min(left);
+                left -= d;
+                super::Level { rps: r / 60.0, duration_s: d }
+            })
+            .collect();
+        Schedule::Step { levels }
+    }
+
     /// The trace (requests per second per interval) for `seed`.
     pub fn schedule(&self, seed: u64) -> Schedule {
         Schedule::Trace { values: self.rates_rpm(seed).iter().map(|r| r / 60.0).collect(), step_s: self.step_s }
@@ -161,6 +177,15 @@ mod tests {
         let hi = r.iter().copied().fold(0.0, f64::max);
         assert!(hi > 200.0 && lo < 40.0, "{lo}..{hi}");
         assert!(p.validate().is_ok());
+        // As steps: the same rates, cut at the duration.
+        let short = WaveParams { duration_s: 40.0, ..p.clone() };
+        match short.steps(100) {
+            Schedule::Step { levels } => {
+                assert_eq!(levels.iter().map(|l| l.duration_s).collect::<Vec<_>>(), vec![15.0, 15.0, 10.0]);
+                assert_eq!(levels[0].rps, r[0] / 60.0);
+            }
+            other => panic!("{other:?}"),
+        }
         assert!(WaveParams { smoothing: 1.0, ..p.clone() }.validate().is_err());
         assert!(WaveParams { min_rpm: 300.0, ..p }.validate().is_err());
     }
