@@ -17,6 +17,8 @@ use scaletui::rl::{DqnTrainSpec, train_dqn};
 use tokio_util::sync::CancellationToken;
 
 fn main() {
+    // SAFETY: the first statement of main; no other thread exists yet. (What scaletui does.)
+    unsafe { scaletui::engine::learn::dqn::prefer_serial_tensors() };
     std::env::set_current_dir(env!("CARGO_MANIFEST_DIR")).expect("cd");
     let (base, _) = scaletui::config::load_checked(None, scaletui::engine::check_config).expect("config");
     let dir = tempfile::tempdir().expect("tempdir");

@@ -13,6 +13,8 @@ use scaletui::config;
 use scaletui::engine::hpa::{self, ReconcileInput};
 
 fn main() -> ExitCode {
+    // SAFETY: the first statement of main; no other thread exists yet.
+    unsafe { scaletui::engine::learn::dqn::prefer_serial_tensors() };
     // reqwest and kube share rustls with the ring provider; it must be installed first.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let _ = color_eyre::install();

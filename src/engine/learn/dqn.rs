@@ -21,6 +21,21 @@ fn ce(e: candle_core::Error) -> String {
     format!("tensor: {e}")
 }
 
+/// Make candle compute each matmul on one thread, unless the user chose (`RAYON_NUM_THREADS`,
+/// `CANDLE_NUM_THREADS`). candle reads `RAYON_NUM_THREADS` at every matmul and splits it over
+/// that many threads; for networks this small that costs far more than it saves (a learning
+/// step 3× slower on 2 cores, `cargo bench --bench dqn`).
+///
+/// # Safety
+/// It sets an environment variable: call it before any other thread exists (first thing in
+/// `main`).
+pub unsafe fn prefer_serial_tensors() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() && std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // SAFETY: the caller guarantees no other thread runs (or reads the environment) yet.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", "1") };
+    }
+}
+
 /// The agent's settings (`[recommenders.dqn]`; seed 003's values by default).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -155,8 +170,23 @@ impl QNet {
         if state.len() != self.dims[0] {
             return Err(format!("the model takes {} features, not {}", self.dims[0], state.len()));
         }
-        let x = Tensor::from_slice(state, (1, state.len()), &Device::Cpu).map_err(ce)?;
-        self.forward(&x).and_then(|q| q.flatten_all()?.to_vec1::<f32>()).map_err(ce)
+        // One state through the layers in plain loops (a 1 × n matmul is all overhead in a
+        // tensor library); the same arithmetic as `forward`.
+        let mut h: Vec<f32> = state.to_vec();
+        let last = self.layers.len().saturating_sub(1);
+        for (i, (w, b)) in self.layers.iter().enumerate() {
+            let w = w.as_tensor().to_vec2::<f32>().map_err(ce)?;
+            let b = b.as_tensor().to_vec1::<f32>().map_err(ce)?;
+            h = w
+                .iter()
+                .zip(&b)
+                .map(|(row, bias)| {
+                    let v = row.iter().zip(&h).map(|(a, x)| a * x).sum::<f32>() + bias;
+                    if i < last { v.max(0.0) } else { v }
+                })
+                .collect();
+        }
+        Ok(h)
     }
 
     /// Copy another network's weights (same shape).
