@@ -110,7 +110,7 @@ fn load_form_with_an_error_160x48() {
     key(&mut s, KeyCode::Char('x'));
     key(&mut s, KeyCode::Enter);
     let t = screen(&s, 160, 48);
-    assert!(text(&t).contains("pattern: constant, ramp, step, sine or trace, not \"rampx\""));
+    assert!(text(&t).contains("pattern: constant, ramp, step, sine, trace or wave, not \"rampx\""));
     insta::assert_snapshot!(t.backend());
 }
 
