@@ -74,11 +74,12 @@ pub fn check_driver(driver: &str, available: &[String]) -> Result<(), String> {
         return Ok(());
     }
     match driver {
-        "learned" => Err("driver learned needs a model: train one with `scaletui train CSV... -o model.json` and set \
+        "learned" => Err("driver learned needs a model: train one with `scaletui train CSV... -o model.json`, then \
+                          name it: --driver learned:model.json, compare --policies learned:model.json, or \
                           recommenders.learned.model"
             .into()),
-        "dqn" => Err("driver dqn needs a model: train one with `scaletui train dqn --scenario FILE -o DIR` and set \
-                       recommenders.dqn.model = \"DIR\""
+        "dqn" => Err("driver dqn needs a model: train one with `scaletui train dqn --scenario FILE -o DIR`, then \
+                       name it: --driver dqn:DIR, compare --policies dqn:DIR, or recommenders.dqn.model = \"DIR\""
             .into()),
         "vpa" => Err("vpa recommends requests, not replicas; it cannot drive".into()),
         d if DRIVERS.contains(&d) => Err(format!("driver {d}: recommenders.{d}.enabled is false")),
