@@ -10,9 +10,9 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -m pip install -q --disable-pip-version-check \
   maturin==1.16.0 gymnasium==1.4.0 numpy==2.4.6 pytest==9.2.0
-# The tests run the binary for the headless side of the comparisons (built first: the same
-# features as the test build's, so nothing is compiled twice).
-cargo build --locked --bin scaletui
+# The tests run the binary for the headless side of the comparisons: built as the Rust tests
+# build it (with the dev-dependencies' features; after test.sh's test run nothing is compiled).
+cargo test --locked --no-run --test external_policy
 export SCALETUI_BIN="$PWD/target/debug/scaletui"
 export PATH="$PWD/$venv/bin:$PATH"
 # The debug profile builds in a fraction of release's time; a user's `pip install ./python` is release.

@@ -90,6 +90,24 @@ impl DqnModel {
                 info.actions.len()
             ));
         }
+        if info.dims.iter().any(|d| *d == 0 || *d > 4096) {
+            return Err(format!("{}: layer sizes must be 1..=4096, not {:?}", json.display(), info.dims));
+        }
+        let names: Vec<String> = if info.observe.is_empty() {
+            super::features::SEED003_FEATURES.iter().map(|s| s.to_string()).collect()
+        } else {
+            info.observe.clone()
+        };
+        if names != info.features {
+            return Err(format!(
+                "{}: the features {:?} are not the observation's {names:?}",
+                json.display(),
+                info.features
+            ));
+        }
+        if let Some(f) = info.observe.iter().find(|f| !super::features::FIGURES.contains(&f.as_str())) {
+            return Err(format!("{}: unknown feature {f:?} (a model of another scaletui?)", json.display()));
+        }
         if !(info.max_rps > 0.0 && info.max_rps.is_finite()) {
             return Err(format!("{}: max_rps must be positive", json.display()));
         }
@@ -157,6 +175,10 @@ mod tests {
             .expect("write");
         let e = DqnModel::load(dir.path()).err().expect("refused");
         assert!(e.contains("does not fit"), "{e}");
+        // A shape no file should ask for.
+        std::fs::write(dir.path().join("model.json"), serde_json::to_string(&info(vec![4, 1 << 30, 3])).expect("json"))
+            .expect("write");
+        assert!(DqnModel::load(dir.path()).err().expect("refused").contains("1..=4096"));
         // Garbage.
         std::fs::write(dir.path().join("model.json"), "{").expect("write");
         assert!(DqnModel::load(dir.path()).err().expect("refused").contains("not a scaletui DQN model"));
