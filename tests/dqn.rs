@@ -138,3 +138,40 @@ fn a_trained_model_drives_headless_runs_and_compare() {
     let text = format!("{}{}", String::from_utf8_lossy(&c.stdout), String::from_utf8_lossy(&c.stderr));
     assert!(text.contains("scaletui train dqn"), "{text}");
 }
+
+#[test]
+fn the_lstm_predictor_forecasts_the_wave() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scenario = dir.path().join("lstm.toml");
+    std::fs::write(
+        &scenario,
+        "[[load]]\npattern = \"wave\"\nduration_s = 900\nseed = 4\n\
+         [recommenders.forecast]\nsignal = \"load\"\nmodels = [\"lstm\"]\n[experiment]\ninterval = 15\n",
+    )
+    .expect("write");
+    let out = dir.path().join("run");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_scaletui"))
+        .env_remove("SCALETUI_CONFIG")
+        .current_dir(ROOT)
+        .args(["--headless", "--speed", "max", "--duration", "15", "--mode", "hpa_only", "--scenario"])
+        .arg(&scenario)
+        .arg("--output-dir")
+        .arg(&out)
+        .output()
+        .expect("runs");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let csv = std::fs::read_dir(&out)
+        .expect("out")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "csv") && !p.to_string_lossy().contains("_events"))
+        .expect("csv");
+    let mut rd = csv::Reader::from_path(&csv).expect("csv");
+    let head = rd.headers().expect("header").clone();
+    let col = |n: &str| head.iter().position(|h| h == n).unwrap_or_else(|| panic!("column {n}"));
+    let (lstm, status) = (col("forecast_lstm"), col("forecast_status"));
+    let rows: Vec<csv::StringRecord> = rd.records().map(|r| r.expect("row")).collect();
+    assert_eq!(rows.len(), 60);
+    // No rate at the first tick; warming up for its first sequence; then a count every tick.
+    assert!(rows[1..15].iter().all(|r| r[lstm].is_empty() && r[status].contains("lstm")), "{:?}", &rows[..15]);
+    assert!(rows[20..].iter().all(|r| r[lstm].parse::<i32>().is_ok_and(|n| n >= 1)), "{:?}", &rows[20..]);
+}

@@ -72,7 +72,7 @@ pub struct ForecastConfig {
     /// `replicas` (the HPA's proposal) or `load` (requests/s, turned into replicas through the
     /// HPA's proposal at the current rate).
     pub signal: String,
-    /// Any of `linear`, `holt_winters`.
+    /// Any of `linear`, `holt_winters`, `lstm` (seed 003's LSTM predictor, one tick ahead).
     pub models: Vec<String>,
     /// `max`, `min`, `mean` or `median` over the HPA's value and the models' predictions.
     pub combine: String,
@@ -87,6 +87,9 @@ pub struct ForecastConfig {
     pub gamma: f64,
     /// Scale-down stabilization: the largest combined value of this many seconds is used.
     pub stabilization_window_s: f64,
+    /// The LSTM's scale (values are divided by it for the network); 0 = max_replicas for the
+    /// `replicas` signal, twice the first rate seen for `load`.
+    pub lstm_scale: f64,
 }
 
 impl Default for ForecastConfig {
@@ -104,6 +107,7 @@ impl Default for ForecastConfig {
             beta: 0.1,
             gamma: 0.3,
             stabilization_window_s: 60.0,
+            lstm_scale: 0.0,
         }
     }
 }
@@ -114,8 +118,11 @@ impl ForecastConfig {
         if !["replicas", "load"].contains(&self.signal.as_str()) {
             return Err((k("signal"), format!("must be \"replicas\" or \"load\", not {:?}", self.signal)));
         }
-        if let Some(m) = self.models.iter().find(|m| !["linear", "holt_winters"].contains(&m.as_str())) {
-            return Err((k("models"), format!("unknown model {m:?} (linear, holt_winters)")));
+        if let Some(m) = self.models.iter().find(|m| !["linear", "holt_winters", "lstm"].contains(&m.as_str())) {
+            return Err((k("models"), format!("unknown model {m:?} (linear, holt_winters, lstm)")));
+        }
+        if !(self.lstm_scale >= 0.0 && self.lstm_scale.is_finite()) {
+            return Err((k("lstm_scale"), "must be >= 0 (0 = automatic)".into()));
         }
         if !["max", "min", "mean", "median"].contains(&self.combine.as_str()) {
             return Err((k("combine"), format!("must be max, min, mean or median, not {:?}", self.combine)));

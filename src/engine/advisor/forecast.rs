@@ -15,6 +15,7 @@ use async_trait::async_trait;
 
 use super::{RecOutput, RecommendInput, Recommender};
 pub use crate::config::ForecastConfig;
+use crate::engine::learn::lstm::{LstmPredictor, LstmSettings};
 
 /// Least squares of `values` over `times`, evaluated at `at`; `None` with fewer than two
 /// distinct times.
@@ -94,11 +95,35 @@ pub struct ForecastRecommender {
     history: VecDeque<(f64, f64)>,
     /// (elapsed seconds, combined value) within the stabilization window.
     recent: VecDeque<(f64, i32)>,
+    /// Seed 003's LSTM predictor (`models` has `lstm`), made at the first tick; or why not.
+    lstm: Option<Result<LstmPredictor, String>>,
 }
 
 impl ForecastRecommender {
     pub fn new(cfg: ForecastConfig) -> Self {
-        Self { cfg, history: VecDeque::new(), recent: VecDeque::new() }
+        Self { cfg, history: VecDeque::new(), recent: VecDeque::new(), lstm: None }
+    }
+
+    /// Feed the LSTM this tick's value and ask for the next one (seed 003's blend).
+    fn lstm_step(&mut self, observed: f64, input: &RecommendInput<'_>) -> Result<Option<f64>, String> {
+        let replicas = self.cfg.signal != "load";
+        let cfg_scale = self.cfg.lstm_scale;
+        let p = self.lstm.get_or_insert_with(|| {
+            let (scale, lo, hi) = if replicas {
+                let max = f64::from(input.max_replicas.max(1));
+                (if cfg_scale > 0.0 { cfg_scale } else { max }, f64::from(input.min_replicas), max)
+            } else {
+                (if cfg_scale > 0.0 { cfg_scale } else { (2.0 * observed).max(1.0) }, 0.0, f64::INFINITY)
+            };
+            LstmPredictor::new(LstmSettings::default(), scale, lo, hi, 0x15_7E)
+        });
+        match p {
+            Ok(p) => {
+                p.observe(observed)?;
+                p.predict()
+            }
+            Err(e) => Err(e.clone()),
+        }
     }
 
     fn keep(&self) -> usize {
@@ -117,14 +142,20 @@ impl Recommender for ForecastRecommender {
     }
 
     fn columns(&self) -> Vec<String> {
-        vec!["baseline".into(), "linear".into(), "holt_winters".into(), "observations".into()]
+        let mut c: Vec<String> = vec!["baseline".into(), "linear".into(), "holt_winters".into()];
+        if self.uses("lstm") {
+            c.push("lstm".into());
+        }
+        c.push("observations".into());
+        c
     }
 
     async fn recommend(&mut self, input: &RecommendInput<'_>) -> RecOutput {
+        let blanks = if self.uses("lstm") { 4 } else { 3 };
         let empty = |status: &str, n: usize| RecOutput {
             replicas: None,
             status: status.into(),
-            values: vec![String::new(), String::new(), String::new(), n.to_string()],
+            values: std::iter::repeat_n(String::new(), blanks).chain([n.to_string()]).collect(),
             ..RecOutput::default()
         };
         let Some(baseline) = input.hpa_sim.raw_desired.or(input.hpa_sim.desired) else {
@@ -141,6 +172,7 @@ impl Recommender for ForecastRecommender {
         while self.history.len() > self.keep() {
             self.history.pop_front();
         }
+        let lstm_raw = self.uses("lstm").then(|| self.lstm_step(observed, input));
         // Ticks ahead for Holt-Winters: the look-ahead over the last interval.
         let step = match (self.history.len(), self.history.iter().rev().nth(1)) {
             (n, Some(prev)) if n >= 2 => (now - prev.0).max(1e-9),
@@ -178,9 +210,25 @@ impl Recommender for ForecastRecommender {
         } else {
             None
         };
+        let lstm = if let Some(raw) = lstm_raw {
+            match raw {
+                Ok(Some(p)) => to_replicas(p),
+                Ok(None) => {
+                    warming.push(format!("lstm {}/{}", self.history.len().min(16), 16));
+                    None
+                }
+                Err(e) => {
+                    warming.push(format!("lstm failed: {e}"));
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let mut candidates = vec![baseline];
         candidates.extend(linear);
         candidates.extend(hw);
+        candidates.extend(lstm);
         let combined = combine(&self.cfg.combine, &candidates).unwrap_or(baseline);
         self.recent.push_back((now, combined));
         while self.recent.front().is_some_and(|(t, _)| *t < now - self.cfg.stabilization_window_s - 1e-9) {
@@ -193,7 +241,11 @@ impl Recommender for ForecastRecommender {
         RecOutput {
             replicas: Some(out),
             status,
-            values: vec![baseline.to_string(), cell(linear), cell(hw), self.history.len().to_string()],
+            values: [baseline.to_string(), cell(linear), cell(hw)]
+                .into_iter()
+                .chain(self.uses("lstm").then(|| cell(lstm)))
+                .chain([self.history.len().to_string()])
+                .collect(),
             ..RecOutput::default()
         }
     }

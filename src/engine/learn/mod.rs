@@ -2,5 +2,6 @@
 
 pub mod dqn;
 pub mod features;
+pub mod lstm;
 pub mod model;
 pub mod replay;
