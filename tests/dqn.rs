@@ -26,6 +26,28 @@ fn spec(out: &Path, steps: u64, eval: Vec<u64>) -> DqnTrainSpec {
     }
 }
 
+/// A headless virtual-time run with `args` writing into `out`: its CSV's header and rows.
+fn headless(args: &[&str], out: &Path) -> (csv::StringRecord, Vec<csv::StringRecord>) {
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_scaletui"))
+        .env_remove("SCALETUI_CONFIG")
+        .current_dir(ROOT)
+        .args(["--headless", "--speed", "max"])
+        .args(args)
+        .arg("--output-dir")
+        .arg(out)
+        .output()
+        .expect("runs");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let csv = std::fs::read_dir(out)
+        .expect("out")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "csv") && !p.to_string_lossy().contains("_events"))
+        .expect("csv");
+    let mut rd = csv::Reader::from_path(&csv).expect("csv");
+    let head = rd.headers().expect("header").clone();
+    (head, rd.records().map(|r| r.expect("row")).collect())
+}
+
 #[test]
 fn the_dqn_learns_to_beat_random_and_reach_the_hpa_on_held_out_seeds() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -85,28 +107,12 @@ fn a_trained_model_drives_headless_runs_and_compare() {
     let model = dir.path().join("model");
     train_dqn(&spec(&model, 300, Vec::new()), &CancellationToken::new()).expect("trains");
     let out = dir.path().join("run");
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_scaletui"))
-        .env_remove("SCALETUI_CONFIG")
-        .current_dir(ROOT)
-        .args(["--headless", "--speed", "max", "--scenario", "step", "--duration", "5", "--mode", "ai_scaler"])
-        .arg("--driver")
-        .arg(format!("dqn:{}", model.display()))
-        .arg("--output-dir")
-        .arg(&out)
-        .output()
-        .expect("runs");
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    let csv = std::fs::read_dir(&out)
-        .expect("out")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|x| x == "csv") && !p.to_string_lossy().contains("_events"))
-        .expect("csv");
-    let mut rd = csv::Reader::from_path(&csv).expect("csv");
-    let head = rd.headers().expect("header").clone();
+    let driver = format!("dqn:{}", model.display());
+    let args = ["--scenario", "step", "--duration", "5", "--mode", "ai_scaler", "--driver", driver.as_str()];
+    let (head, rows) = headless(&args, &out);
     let col = |n: &str| head.iter().position(|h| h == n).unwrap_or_else(|| panic!("column {n}"));
     let (by, reasoning, q_up, replicas, cur) =
         (col("applied_by"), col("dqn_reasoning"), col("dqn_q+1"), col("dqn_replicas"), col("current_replicas"));
-    let rows: Vec<csv::StringRecord> = rd.records().map(|r| r.expect("row")).collect();
     assert_eq!(rows.len(), 10);
     for r in &rows {
         assert!(r[by].starts_with("dqn"), "{r:?}");
@@ -150,26 +156,10 @@ fn the_lstm_predictor_forecasts_the_wave() {
     )
     .expect("write");
     let out = dir.path().join("run");
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_scaletui"))
-        .env_remove("SCALETUI_CONFIG")
-        .current_dir(ROOT)
-        .args(["--headless", "--speed", "max", "--duration", "15", "--mode", "hpa_only", "--scenario"])
-        .arg(&scenario)
-        .arg("--output-dir")
-        .arg(&out)
-        .output()
-        .expect("runs");
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    let csv = std::fs::read_dir(&out)
-        .expect("out")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|x| x == "csv") && !p.to_string_lossy().contains("_events"))
-        .expect("csv");
-    let mut rd = csv::Reader::from_path(&csv).expect("csv");
-    let head = rd.headers().expect("header").clone();
+    let scenario = scenario.display().to_string();
+    let (head, rows) = headless(&["--duration", "15", "--mode", "hpa_only", "--scenario", scenario.as_str()], &out);
     let col = |n: &str| head.iter().position(|h| h == n).unwrap_or_else(|| panic!("column {n}"));
     let (lstm, status) = (col("forecast_lstm"), col("forecast_status"));
-    let rows: Vec<csv::StringRecord> = rd.records().map(|r| r.expect("row")).collect();
     assert_eq!(rows.len(), 60);
     // No rate at the first tick; warming up for its first sequence; then a count every tick.
     assert!(rows[1..15].iter().all(|r| r[lstm].is_empty() && r[status].contains("lstm")), "{:?}", &rows[..15]);
