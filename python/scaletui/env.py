@@ -21,6 +21,14 @@ from . import _core
 FIGURES = list(_core.FIGURES)
 
 
+def _settings(config: Optional[dict], reward: Optional[str]) -> dict:
+    """The overrides an environment is made with: `config`, and `reward` as `reward.preset`."""
+    out = dict(config or {})
+    if reward is not None:
+        out["reward.preset"] = reward
+    return out
+
+
 def _spaces(core, actions: str):
     low = np.array([b[0] for b in core.bounds], dtype=np.float32)
     high = np.array([b[1] for b in core.bounds], dtype=np.float32)
@@ -65,9 +73,7 @@ class AutoscaleEnv(gym.Env):
     ):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode {render_mode!r}: only 'ansi'")
-        config = dict(config or {})
-        if reward is not None:
-            config["reward.preset"] = reward
+        config = _settings(config, reward)
         self._core = _core.RustEnv(
             str(scenario),
             config,
@@ -144,9 +150,7 @@ class VectorEnv(gym.vector.VectorEnv):
         reward: Optional[str] = None,
         max_rps: Optional[float] = None,
     ):
-        config = dict(config or {})
-        if reward is not None:
-            config["reward.preset"] = reward
+        config = _settings(config, reward)
         self._core = _core.RustVecEnv(
             int(n), str(scenario), config, actions, list(observation) if observation is not None else None, max_rps
         )
